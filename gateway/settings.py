@@ -1,0 +1,83 @@
+"""Settings, read once at start-up from ENTE_GATEWAY_* environment variables (CLI flags override them)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_PREFIX = "ENTE_GATEWAY_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WSDL_DIR = PROJECT_ROOT / "wsdl"
+XSD_DIR = PROJECT_ROOT / "xsd"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///ente-gateway.sqlite3"
+    # Identity of this gateway on the pagoPA node: the intermediary (broker) and its station.
+    broker_id: str = "99999000013"
+    station_id: str = "99999000013_01"
+    station_password: str = "stationpwd1"
+    node_url: str = "http://127.0.0.1:8080/sim"
+    public_url: str = "http://127.0.0.1:8080"
+    simulator_url: str = ""
+    data_dir: Path = Path("var")
+    # Secret signing upload tokens and download URLs; generated per process when unset (dev only).
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    log_format: str = "console"  # "json" in production
+    log_level: str = "INFO"
+    max_request_bytes: int = 5 * 1024 * 1024
+    max_upload_bytes: int = 512 * 1024 * 1024
+    # MyPay compatibility modes (see docs/compatibility.md).
+    admin_cod_ipa: str = ""  # when set, PosizioniAperte/StoricoPagamenti check this ente's password
+    cart_hash_secret: str = ""  # when set, InviaCarrelloDovuti elements may carry MyPay's sha256 hash
+    mypivot_password: str = ""
+
+    @property
+    def effective_simulator_url(self) -> str:
+        return self.simulator_url or self.public_url.rstrip("/") + "/sim"
+
+    def with_overrides(self, **overrides: object) -> "Settings":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_settings(**overrides: object) -> Settings:
+    defaults = Settings()
+    settings = Settings(
+        database_url=_env("DATABASE_URL", defaults.database_url),
+        broker_id=_env("BROKER_ID", defaults.broker_id),
+        station_id=_env("STATION_ID", defaults.station_id),
+        station_password=_env("STATION_PASSWORD", defaults.station_password),
+        node_url=_env("NODE_URL", defaults.node_url),
+        public_url=_env("PUBLIC_URL", defaults.public_url),
+        simulator_url=_env("SIMULATOR_URL", ""),
+        data_dir=Path(_env("DATA_DIR", str(defaults.data_dir))),
+        secret_key=_env("SECRET_KEY") or defaults.secret_key,
+        log_format=_env("LOG_FORMAT", defaults.log_format),
+        log_level=_env("LOG_LEVEL", defaults.log_level),
+        max_request_bytes=_env_int("MAX_REQUEST_BYTES", defaults.max_request_bytes),
+        max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
+        admin_cod_ipa=_env("ADMIN_COD_IPA", ""),
+        cart_hash_secret=_env("CART_HASH_SECRET", ""),
+        mypivot_password=_env("MYPIVOT_PASSWORD", ""),
+    )
+    return settings.with_overrides(**overrides)
