@@ -99,7 +99,7 @@ def operation(request_type: type, response_type: type, *, service: str,
                                       _in_message_name=request_element or name,
                                       _out_message_name=response_element or response_type.get_type_name())
         if header is not None:
-            kwargs["_in_header"] = header
+            kwargs["_in_header"] = header if isinstance(header, tuple) else (header,)  # spyne wants a tuple
         return rpc(request_type, **kwargs)(wrapper)
 
     return decorate

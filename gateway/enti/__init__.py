@@ -1,0 +1,1 @@
+"""Enti and their tipi dovuto: registration, credentials, look-ups."""

@@ -1,0 +1,1 @@
+"""Dovuti, carts, IUVs, avvisi, receipts and the payment state machine."""

@@ -1,0 +1,1 @@
+"""Rendicontazione: fetch the PSPs' reporting flows, reconcile them with receipts, serve them to the ente."""

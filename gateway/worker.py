@@ -1,0 +1,48 @@
+"""``ente-gateway worker``: runs the job queue and schedules the periodic work, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from gateway import jobs, logs
+from gateway.settings import Settings
+from storage.db import Database
+
+log = logs.get_logger(__name__)
+
+
+def load_handlers() -> None:
+    """Import the modules that register job handlers (each capability owns its jobs)."""
+    import importlib
+
+    for module in ("gateway.payments.tasks", "gateway.node.tasks", "gateway.flussi.tasks",
+                   "gateway.rendicontazione.tasks"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def schedule_periodic(database: Database) -> None:
+    for function in PERIODIC:
+        function(database)
+
+
+PERIODIC: list = []
+
+
+def run(settings: Settings, *, once: bool = False, stop: threading.Event | None = None) -> None:
+    database = Database(settings.database_url)
+    load_handlers()
+    if once:
+        schedule_periodic(database)
+        while jobs.run_one(database, settings=settings):
+            pass
+        return
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    jobs.run_worker(database, stop=stop, periodic=schedule_periodic, settings=settings)

@@ -1,0 +1,74 @@
+"""Engine and session factory for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def normalise_url(url: str) -> str:
+    """postgresql:// and postgres:// URLs use psycopg 3, the only PostgreSQL driver installed."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    url = normalise_url(url)
+    if is_sqlite(url):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+            # Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # pysqlite's own transaction handling would issue a deferred BEGIN first.
+        @event.listens_for(engine, "connect")
+        def _sqlite_autocommit_off(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_connection.isolation_level = None
+
+        return engine
+    # pool_pre_ping: a restarted PostgreSQL must not leave dead connections in the pool.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         pool_recycle=1800)
+
+
+class Database:
+    """One engine and session factory per process (gunicorn workers build theirs after the fork)."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url, pool_size=pool_size)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on any exception."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
