@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import mimetypes
 import time
 from typing import Any, Callable, Iterable
@@ -17,6 +18,14 @@ from storage.db import Database
 log = logs.get_logger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
+
+# Capabilities with web routes of their own (payment landing pages, uploads, downloads): each module's
+# function takes the Runtime and returns {path prefix: WSGI app}. A module not written yet is skipped.
+ROUTE_PROVIDERS = (
+    "gateway.payments.web:routes",
+    "gateway.flussi.web:routes",
+    "gateway.rendicontazione.web:routes",
+)
 
 
 class GatewayApp:
@@ -36,6 +45,16 @@ class GatewayApp:
         self.routes["/metrics"] = self.metrics
         self.mount("/xsd/", _static(XSD_DIR))
         self.mount("/wsdl/", _static(WSDL_DIR))
+        for provider in ROUTE_PROVIDERS:
+            module_name, function = provider.split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                continue
+            for prefix, app in getattr(module, function)(runtime).items():
+                self.mount(prefix, app)
 
     def mount(self, prefix: str, app: WsgiApp) -> None:
         self.prefixes.append((prefix, app))

@@ -253,6 +253,26 @@ def demo(ctx: click.Context, host: str, port: int) -> None:
     run_demo(_settings(ctx), host=host, port=port)
 
 
+# Command groups owned by capabilities (flussi, flows, sim, bench...): each module exposes ``commands``,
+# a list of click commands. A module not written yet is skipped.
+COMMAND_PROVIDERS = ("gateway.flussi.commands", "gateway.rendicontazione.commands", "simulators.commands",
+                     "bench.commands")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module_name in COMMAND_PROVIDERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name and not module_name.startswith(str(exc.name) + "."):
+                raise
+            continue
+        for command in module.commands:
+            main.add_command(command)
+
+
 def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -266,6 +286,8 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     for row in rows:
         click.echo("  ".join(str(row[k]).ljust(widths[k]) for k in keys))
 
+
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

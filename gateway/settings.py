@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ENV_PREFIX = "ENTE_GATEWAY_"
@@ -41,8 +41,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     simulator_url: str = ""
     data_dir: Path = Path("var")
-    # Secret signing upload tokens and download URLs; generated per process when unset (dev only).
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    # Signs upload tokens and download URLs. Unset: a key kept in data_dir/secret.key (one host only);
+    # several hosts must share ENTE_GATEWAY_SECRET_KEY.
+    secret_key: str = ""
     log_format: str = "console"  # "json" in production
     log_level: str = "INFO"
     max_request_bytes: int = 5 * 1024 * 1024
@@ -53,11 +54,29 @@ class Settings:
     mypivot_password: str = ""
 
     @property
+    def signing_key(self) -> str:
+        return self.secret_key or _local_secret(self.data_dir)
+
+    @property
     def effective_simulator_url(self) -> str:
         return self.simulator_url or self.public_url.rstrip("/") + "/sim"
 
     def with_overrides(self, **overrides: object) -> "Settings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _local_secret(data_dir: Path) -> str:
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+        except FileExistsError:  # pragma: no cover - another process won the race
+            pass
+        finally:
+            os.close(fd)
+    return path.read_text().strip()
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -71,7 +90,7 @@ def load_settings(**overrides: object) -> Settings:
         public_url=_env("PUBLIC_URL", defaults.public_url),
         simulator_url=_env("SIMULATOR_URL", ""),
         data_dir=Path(_env("DATA_DIR", str(defaults.data_dir))),
-        secret_key=_env("SECRET_KEY") or defaults.secret_key,
+        secret_key=_env("SECRET_KEY", ""),
         log_format=_env("LOG_FORMAT", defaults.log_format),
         log_level=_env("LOG_LEVEL", defaults.log_level),
         max_request_bytes=_env_int("MAX_REQUEST_BYTES", defaults.max_request_bytes),

@@ -22,6 +22,7 @@ from spyne.protocol.soap import Soap11
 from gateway import faults, logs, metrics
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _BODY = f"{{{SOAP_ENV_NS}}}Body"
 _FAULT = f"{{{SOAP_ENV_NS}}}Fault"
 
@@ -38,7 +39,11 @@ def unqualify_children(ctx: Any) -> None:
     for top in body:
         if top.tag == _FAULT:
             continue
-        for element in top.iterdescendants():
+        for element in list(top.iterdescendants()):
+            if element.get(_XSI_NIL) == "true":
+                # MyPay (JAXB) leaves an empty field out; Spyne would write xsi:nil="true" for it.
+                element.getparent().remove(element)
+                continue
             tag = element.tag
             if isinstance(tag, str) and tag[:1] == "{":
                 element.tag = tag.split("}", 1)[1]

@@ -1,4 +1,4 @@
-"""Spyne models of MyPay's ente contract ``PagamentiTelematiciDovutiPagati`` (wsdl/PagamentiTelematiciDovutiPagati.wsdl).
+"""Spyne models of the ente contract ``PagamentiTelematiciDovutiPagati`` (its WSDL: wsdl/, same name).
 
 One class per complex type, named after it, children in contract order; they drive (de)serialisation only.
 """

@@ -1,4 +1,4 @@
-"""Spyne models of MyPivot's ente contract ``PagamentiTelematiciFlussiSPC`` (wsdl/PagamentiTelematiciFlussiSPC.wsdl).
+"""Spyne models of the MyPivot contract ``PagamentiTelematiciFlussiSPC`` (its WSDL: wsdl/, same name).
 
 Its body namespace is ``.../pagamenti/pa/``, not the ``.../ente/`` of DovutiPagati: same type names, other QNames.
 """

@@ -61,7 +61,7 @@ def clients() -> dict[Path, zeep.Client]:
 # --- a. WSDL against WSDL -----------------------------------------------------------------------------
 
 class SchemaIndex:
-    """Named simple/complex type nodes of every schema reachable from a WSDL: zeep drops facets, lxml keeps them."""
+    """Named type nodes of every schema reachable from a WSDL: zeep drops facets, lxml keeps them."""
 
     def __init__(self, wsdl: Path) -> None:
         self.types: dict[str, etree._Element] = {}
@@ -70,7 +70,8 @@ class SchemaIndex:
     def _load(self, path: Path, seen: set[Path]) -> None:
         seen.add(path)
         root = etree.parse(str(path)).getroot()
-        schemas = [root] if root.tag == f"{{{XSD_NS}}}schema" else root.iterfind(f"{{{WSDL_NS}}}types/{{{XSD_NS}}}schema")
+        schemas = [root] if root.tag == f"{{{XSD_NS}}}schema" \
+            else root.iterfind(f"{{{WSDL_NS}}}types/{{{XSD_NS}}}schema")
         for schema in schemas:
             tns = schema.get("targetNamespace")
             for node in schema:
@@ -568,3 +569,42 @@ def test_hand_built_envelope_with_qualified_person_children(endpoints: dict[str,
     assert (person.tipoIdentificativoUnivoco, person.codiceIdentificativoUnivoco) == ("G", "01234567890")
     (root,) = etree.fromstring(response.content).find(f"{{{SOAP_ENV_NS}}}Body")
     assert root.tag == f"{{{PPT}}}paaSILChiediPosizioniAperteRisposta" and len(root) == 0
+
+
+def test_hand_built_header_with_wrapped_base64(endpoints: dict[str, str]) -> None:
+    # Java and PHP clients wrap base64 at 76 columns; the header travels under any prefix.
+    payload = DOVUTI_XML * 3
+    wrapped = base64.encodebytes(payload).decode()
+    assert "\n" in wrapped.strip()
+    RECORDER.answers["paaSILInviaDovuti"] = lambda request: ente_models.paaSILInviaDovutiRisposta(esito="OK")
+    envelope = f"""<?xml version="1.0" encoding="UTF-8"?>
+<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"
+            xmlns:h="http://www.regione.veneto.it/pagamenti/ente/ppthead"
+            xmlns:b="http://www.regione.veneto.it/pagamenti/ente/">
+  <x:Header><h:intestazionePPT><codIpaEnte>C_Z999</codIpaEnte></h:intestazionePPT></x:Header>
+  <x:Body>
+    <b:paaSILInviaDovuti>
+      <password>Secret-123</password>
+      <dovuti>
+{wrapped}</dovuti>
+    </b:paaSILInviaDovuti>
+  </x:Body>
+</x:Envelope>"""
+    response = requests.post(endpoints["ente"], data=envelope.encode(), timeout=10,
+                             headers={"Content-Type": "text/xml", "SOAPAction": '"paaSILInviaDovuti"'})
+    assert response.status_code == 200
+    assert RECORDER.headers["paaSILInviaDovuti"].codIpaEnte == "C_Z999"
+    assert _joined(RECORDER.requests["paaSILInviaDovuti"].dovuti) == payload
+    (root,) = etree.fromstring(response.content).find(f"{{{SOAP_ENV_NS}}}Body")
+    assert [(child.tag, child.text) for child in root] == [("esito", "OK")]
+
+
+def test_fault_on_operation_with_mandatory_response_fields(ente: Any) -> None:
+    def refuse(request: Any) -> Any:
+        raise faults.Fault(faults.PAA_ENTE_NON_VALIDO, "Stato Ente non valido: C_A123", id="C_A123")
+
+    RECORDER.answers["paaSILAutorizzaImportFlusso"] = refuse
+    answer = ente.paaSILAutorizzaImportFlusso(password="Secret-123", _soapheaders=HEADER)
+    assert (answer.fault.faultCode, answer.fault.id) == ("PAA_ENTE_NON_VALIDO", "C_A123")
+    assert (answer.uploadUrl, answer.authorizationToken, answer.requestToken, answer.importPath) == \
+        (None, None, None, None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 14:13:19.205472
+Create Date: (regenerated from the models)
 """
 
 from __future__ import annotations
