@@ -23,6 +23,7 @@ WsgiApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
 # function takes the Runtime and returns {path prefix: WSGI app}. A module not written yet is skipped.
 ROUTE_PROVIDERS = (
     "gateway.payments.web:routes",
+    "gateway.payments.avviso_web:routes",
     "gateway.flussi.web:routes",
     "gateway.rendicontazione.web:routes",
 )
