@@ -68,7 +68,8 @@ class GatewayApp:
         started = time.perf_counter()
 
         def with_request_id(status: str, headers: list, exc_info: Any = None) -> Callable:
-            log.debug("answered", status=status.split(" ")[0], ms=round((time.perf_counter() - started) * 1000, 2))
+            log.info("answered", method=environ.get("REQUEST_METHOD"), status=status.split(" ")[0],
+                     ms=round((time.perf_counter() - started) * 1000, 2))
             return start_response(status, headers + [("X-Request-ID", request_id)], exc_info)
 
         app = self.routes.get(path.rstrip("/") or "/")

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 ENV_PREFIX = "ENTE_GATEWAY_"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# wsdl/ and xsd/ sit next to the packages in a checkout; an installed image points at them explicitly.
+PROJECT_ROOT = Path(os.environ.get("ENTE_GATEWAY_CONTRACTS_DIR") or Path(__file__).resolve().parent.parent)
 WSDL_DIR = PROJECT_ROOT / "wsdl"
 XSD_DIR = PROJECT_ROOT / "xsd"
 
@@ -52,6 +53,10 @@ class Settings:
     admin_cod_ipa: str = ""  # when set, PosizioniAperte/StoricoPagamenti check this ente's password
     cart_hash_secret: str = ""  # when set, InviaCarrelloDovuti elements may carry MyPay's sha256 hash
     mypivot_password: str = ""
+    # Lifetime of a modello-3 payment attempt (the node's payment token lasts at most 30 minutes).
+    token_minutes: int = 30
+    # PEM certificate that signs legacy RTs with an enveloped XML signature; unset: signatures are not checked.
+    rt_signing_cert: str = ""
 
     @property
     def signing_key(self) -> str:
@@ -98,5 +103,7 @@ def load_settings(**overrides: object) -> Settings:
         admin_cod_ipa=_env("ADMIN_COD_IPA", ""),
         cart_hash_secret=_env("CART_HASH_SECRET", ""),
         mypivot_password=_env("MYPIVOT_PASSWORD", ""),
+        token_minutes=_env_int("TOKEN_MINUTES", defaults.token_minutes),
+        rt_signing_cert=_env("RT_SIGNING_CERT", ""),
     )
     return settings.with_overrides(**overrides)

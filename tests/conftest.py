@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
         if REQUIRE_POSTGRES:
             pytest.fail("PostgreSQL server binaries not found but ENTE_GATEWAY_REQUIRE_POSTGRES=1")
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's own temp folder: that one is private to root, and the cluster may run as postgres.
+    base = Path(tempfile.mkdtemp(prefix="ente-gateway-pg-"))
     datadir, sockdir = base / "data", base / "sock"
     sockdir.mkdir()
     run_as: list[str] = []
@@ -87,6 +89,7 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
     finally:
         subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
                        capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- migrated databases ------------------------------------------------------------------------------

@@ -82,7 +82,13 @@ class SoapEndpoint:
             captured["status"], captured["headers"] = status, headers
             return lambda _data: None
 
-        chunks = b"".join(self.spyne(environ, capture))
+        try:
+            chunks = b"".join(self.spyne(environ, capture))
+        except Exception as exc:  # noqa: BLE001 - e.g. invalid base64: Spyne lets the decoder's error escape
+            log.info("request did not deserialise", error=type(exc).__name__)
+            return self._contract_fault(start_response, body, soap_action, self.contract.invalid_code,
+                                        f"request not valid for the operation ({type(exc).__name__})",
+                                        root=request_root)
         if captured.get("status", "").startswith("200"):
             start_response(captured["status"], captured["headers"])
             return [chunks]

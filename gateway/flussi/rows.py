@@ -1,0 +1,322 @@
+"""Row-level checks of an import flow (flussi-formats §1.5): phase A (syntax) and phase B (semantics).
+
+These are the CSV rules, not the SOAP ones: codes are PAA_IMPORT_SINTASSI_CSV_*, messages MyPay's.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from gateway.flussi.places import COUNTRIES, PROVINCES
+from gateway.flussi.tracciati import ImportTracciato
+from gateway.payments import identifiers, iuv as iuv_rules
+
+SINTASSI = "PAA_IMPORT_SINTASSI_CSV"
+IUD_DUPLICATO = "PAA_IMPORT_IUD_DUPLICATO"
+IUD_DUPLICATO_TEXT = "Errore IUD duplicato all''interno dello stesso flusso"  # doubled apostrophe: MyPay's text
+AZIONE_CODE = "PAA_IMPORT_SINTASSI_CSV_AZIONE"
+IMPORT_ERROR = "PAA_IMPORT_ERROR"
+MARCA_BOLLO = "MARCA_BOLLO_DIGITALE"
+GENERIC_READ_ERROR = "ERRORE GENERICO NELLA LETTURA DELLA RIGA DEL CSV"
+
+_MANUALE = ". Per maggiori informazioni fare riferimento al manuale 'Integrazione Ente'"
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CAP = re.compile(r"[a-zA-Z0-9]{1,16}")
+_EMAIL = re.compile(r"[a-zA-Z0-9_!#$%&'*+/=?`{|}~^.-]+@[a-zA-Z0-9.-]+")
+_ADDRESS_KEEP = re.compile(r"[^a-zA-Z0-9 .,()/'&]")
+_TAXONOMY = re.compile(r"9/[0-9]{7}[A-Za-z0-9]{2}/\S*", re.ASCII)
+_CENT = Decimal("0.01")
+_BILANCIO_TEXT = re.compile(r"\s")
+
+
+@dataclass(frozen=True)
+class Tipo:
+    """What the import needs to know of a tipo dovuto, pre-loaded once per flow."""
+
+    id: int
+    code: str
+    enabled: bool
+    cf_anonimo: bool
+    due_date_required: bool
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    description: str
+
+
+@dataclass
+class Row:
+    """A row that passed phase A: typed values, plus the raw fields for the IUV output file."""
+
+    number: int
+    raw: str
+    fields: list[str]
+    azione: str
+    iud: str
+    iuv: str | None
+    payer_type: str
+    payer_code: str
+    payer_name: str
+    payer_address: str | None
+    payer_civic: str | None
+    payer_postal_code: str | None
+    payer_city: str | None
+    payer_province: str | None
+    payer_country: str | None
+    payer_email: str | None
+    due_date: date | None
+    amount: Decimal
+    fee: Decimal | None
+    tipo_code: str
+    tipo_versamento: str | None
+    causale: str
+    dsr: str
+    bilancio: str | None
+    genera_iuv: bool
+    multi: bool
+    secondary: dict[str, Any] | None = None
+    tipo: Tipo | None = field(default=None)
+
+
+def _number(text: str) -> Decimal | None:
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+def _date(text: str) -> date | None:
+    if not _DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)  # a real calendar date: MyPay's lenient parser would roll 02-30 over
+    except ValueError:
+        return None
+
+
+def _flag(text: str) -> bool | None:
+    lowered = text.lower()
+    return True if lowered == "true" else False if lowered in ("false", "") else None
+
+
+def phase_a(tracciato: ImportTracciato, number: int, raw: str, fields: list[str]) -> Row | Rejection:
+    """MyPay's leggiVerificaRiga: every syntax problem of the row in one PAA_IMPORT_SINTASSI_CSV message."""
+    width = tracciato.width
+    if len(fields) < width:
+        return Rejection(SINTASSI, "|" + GENERIC_READ_ERROR)
+    problems: list[str] = []
+    if len(fields) > width:
+        problems.append("Too many columns")
+    for column in tracciato.columns:
+        value = fields[column.index]
+        if column.mandatory and not value:
+            problems.append(f"{column.label} NON PRESENTE")
+        elif len(value) > column.max_length:
+            problems.append(f"{column.label} TROPPO GRANDE")
+    get = dict(zip(tracciato.names, fields))
+    amount = _number(get["importoDovuto"]) if get["importoDovuto"] else None
+    if get["importoDovuto"] and amount is None:
+        problems.append(f"IMPORTO_DOVUTO NON CONFROME: {get['importoDovuto']}")  # sic, MyPay's spelling
+    fee = _number(get["commissioneCaricoPa"]) if get["commissioneCaricoPa"] else None
+    if get["commissioneCaricoPa"] and fee is None:
+        problems.append(f"COMMISSIONE_CARICO_PA NON CONFROME: {get['commissioneCaricoPa']}")
+    due = _date(get["dataScadenzaPagamento"]) if get["dataScadenzaPagamento"] else None
+    if get["dataScadenzaPagamento"] and due is None:
+        problems.append("dataScadenzaPagamento:wrong DATE pattern or wrong DATE data")
+    genera = _flag(get.get("flagGeneraIuv", ""))
+    if genera is None:
+        problems.append("FLAG_GENERA_IUV NON CONFORME")
+    multi = _flag(get.get("flagMultiBeneficiario", ""))
+    if multi is None:
+        problems.append("FLAG_MULTI_BENEFICIARIO NON CONFORME")
+    secondary_amount = None
+    if multi and get["importoVersamentoEnteSecondario"]:
+        secondary_amount = _number(get["importoVersamentoEnteSecondario"])
+        if secondary_amount is None:
+            problems.append(f"IMPORTO_VERSAMENTO_ENTE_SECONDARIO NON CONFROME: {get['importoVersamentoEnteSecondario']}")
+    if problems:
+        return Rejection(SINTASSI, "|" + "|".join(problems))
+    secondary = None
+    if multi:
+        secondary = {
+            "fiscal_code": get["codiceFiscaleEnteSecondario"].upper(),
+            "name": get["denominazioneEnteSecondario"],
+            "iban": get["ibanAccreditoEnteSecondario"].upper(),
+            "address": get["indirizzoEnteSecondario"] or None, "civic": get["civicoEnteSecondario"] or None,
+            "postal_code": get["capEnteSecondario"] or None, "city": get["localitaEnteSecondario"] or None,
+            "province": get["provinciaEnteSecondario"] or None, "country": get["nazioneEnteSecondario"] or None,
+            "dati_specifici_riscossione": get["datiSpecificiRiscossioneEnteSecondario"],
+            "causale": get["causaleVersamentoEnteSecondario"] or None,
+            "amount": secondary_amount,
+        }
+    return Row(
+        number=number, raw=raw, fields=fields, azione=get["azione"], iud=get["IUD"], iuv=get["codIuv"] or None,
+        payer_type=get["tipoIdentificativoUnivoco"].upper(), payer_code=get["codiceIdentificativoUnivoco"].upper(),
+        payer_name=get["anagraficaPagatore"], payer_address=get["indirizzoPagatore"] or None,
+        payer_civic=get["civicoPagatore"] or None, payer_postal_code=get["capPagatore"] or None,
+        payer_city=get["localitaPagatore"] or None, payer_province=get["provinciaPagatore"].upper() or None,
+        payer_country=get["nazionePagatore"].upper() or None, payer_email=get["emailPagatore"] or None,
+        due_date=due, amount=amount, fee=fee,  # type: ignore[arg-type]  # mandatory: checked above
+        tipo_code=get["tipoDovuto"], tipo_versamento=get["tipoVersamento"] or None,
+        causale=get["causaleVersamento"], dsr=get["datiSpecificiRiscossione"], bilancio=get.get("bilancio") or None,
+        genera_iuv=bool(genera), multi=bool(multi), secondary=secondary)
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.codes: list[str] = []
+        self.texts: list[str] = []
+
+    def add(self, code: str, text: str) -> None:
+        self.codes.append(code)
+        self.texts.append(text)
+
+    def field(self, code: str, name: str) -> None:
+        self.add(code, f"Errore sintassi CSV campo {name}{_MANUALE}")
+
+
+def _address_ok(text: str) -> bool:
+    stripped = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return all(32 <= ord(c) <= 126 for c in _ADDRESS_KEEP.sub(" ", stripped))
+
+
+def _civic_ok(text: str) -> bool:
+    return all(32 <= ord(c) <= 126 for c in text)
+
+
+def _amount_ok(amount: Decimal | None, *, zero_ok: bool = False) -> bool:
+    # Deliberately stricter than MyPay: negative amounts and fractions of a cent cannot be paid.
+    if amount is None or amount < 0 or amount.quantize(_CENT) != amount:
+        return False
+    return amount <= identifiers.MAX_AMOUNT and (zero_ok or amount != 0)
+
+
+def bilancio_total(text: str) -> Decimal | None:
+    """Sum of every accertamento/importo of a well-formed bilancio fragment (§1.6), None when malformed."""
+    from gateway.xml import UnsafeXml, local_name, parse_bytes
+
+    if _BILANCIO_TEXT.search(text):
+        return None
+    try:
+        root = parse_bytes(text.encode("utf-8"))
+    except UnsafeXml:
+        return None
+    if local_name(root) != "bilancio" or len(root) == 0:
+        return None
+    total = Decimal(0)
+    for capitolo in root:
+        names = [local_name(child) for child in capitolo]
+        if local_name(capitolo) != "capitolo" or not names or names[0] != "codCapitolo" \
+                or "accertamento" not in names:
+            return None
+        for child in capitolo:
+            name = local_name(child)
+            if name in ("codCapitolo", "codUfficio"):
+                if len(child) or len(child.text or "") > 64:
+                    return None
+            elif name == "accertamento":
+                importo = None
+                for part in child:
+                    if local_name(part) == "importo":
+                        importo = _number(part.text or "")
+                    elif local_name(part) != "codAccertamento" or len(part.text or "") > 64:
+                        return None
+                if importo is None or importo < 0:
+                    return None
+                total += importo
+            else:
+                return None
+    return total
+
+
+def phase_b(row: Row, *, version: str, tipi: dict[str, Tipo], application_code: str | None) -> Rejection | None:
+    """MyPay's validaElabora: every semantic problem, codes and texts joined with `|`."""
+    p = _Problems()
+    if not identifiers.is_valid_iud(row.iud):
+        p.field("PAA_IMPORT_SINTASSI_CSV_IUD", "IUD")
+    try:
+        iuv_rules.validate_iuv_for_import(row.iuv, application_code=application_code, flag_genera_iuv=row.genera_iuv,
+                                          allow_iuv15=row.azione != "I")
+    except iuv_rules.InvalidIuvError:
+        p.field("PAA_IMPORT_SINTASSI_CSV_IUV", "codIuv")
+    tipo = tipi.get(row.tipo_code)
+    if tipo is None:
+        p.add("PAA_IMPORT_SINTASSI_CSV_TIPO_DOVUTO_INESISTENTE", "Errore sintassi CSV campo tipoDovuto non presente in archivio")
+    elif not tipo.enabled:
+        p.add("PAA_IMPORT_SINTASSI_CSV_TIPO_DOVUTO_NON_ATTIVO_PER_ENTE", "Errore sintassi CSV campo tipoDovuto non attivo per ente")
+    elif tipo.code == MARCA_BOLLO:
+        p.add("PAA_IMPORT_SINTASSI_CSV_TIPO_DOVUTO_NON_VALIDO_MARCA_DA_BOLLO",
+              "Errore sintassi CSV campo tipoDovuto, marca da bollo non supportato per import")
+    row.tipo = tipo
+    if row.payer_type not in ("F", "G"):
+        p.field("PAA_IMPORT_SINTASSI_CSV_ID_UNIV_FG", "tipoIdentificativoUnivoco")
+    elif identifiers.payer_id_fault(row.payer_type, row.payer_code, bool(tipo and tipo.cf_anonimo)) is not None:
+        if row.payer_type == "F":
+            p.add("PAA_IMPORT_SINTASSI_CSV_COD_FISC", f"Errore sintassi CSV Codice fiscale non valido{_MANUALE}")
+        else:
+            p.add("PAA_IMPORT_SINTASSI_CSV_P_IVA", f"Errore sintassi CSV campo P.IVA non valida{_MANUALE}")
+    _check_place(p, "", "Pagatore", row.payer_address, row.payer_civic, row.payer_country, row.payer_province,
+                 row.payer_postal_code)
+    if row.payer_email and not _EMAIL.fullmatch(row.payer_email):
+        p.field("PAA_IMPORT_SINTASSI_CSV_EMAIL", "emailPagatore")
+    if version >= "1_2" and row.due_date is None and tipo is not None and tipo.due_date_required:
+        p.add("PAA_IMPORT_SINTASSI_CSV_DATA_SCADENZA_PAGAMENTO_NON_PRESENTE",
+              "Errore sintassi CSV campo dataScadenzaPagamento, non presente. Deve essere valorizzata per questo tipo dovuto")
+    if not _amount_ok(row.amount):
+        p.field("PAA_IMPORT_SINTASSI_CSV_IMPORTO", "importoDovuto")
+    if row.fee is not None and not _amount_ok(row.fee, zero_ok=True):
+        p.field("PAA_IMPORT_SINTASSI_CSV_COMMISSIONI_PA", "commissioneCaricoPa")
+    if not identifiers.is_valid_tipo_versamento(row.tipo_versamento):
+        p.field("PAA_IMPORT_SINTASSI_CSV_TIPO_VERS", "tipoVersamento")
+    if not identifiers.is_valid_dati_specifici_riscossione(row.dsr):
+        p.field("PAA_IMPORT_SINTASSI_CSV_DATI_RISCOSS", "datiSpecificiRiscossione")
+    if row.bilancio is not None and version >= "1_2":
+        total = bilancio_total(row.bilancio)
+        if total is None or total != row.amount:
+            p.field("PAA_IMPORT_SINTASSI_CSV_BILANCIO", "bilancio")
+    if row.multi and row.secondary is not None:
+        _check_secondary(p, row.secondary)
+    if not p.codes:
+        return None
+    return Rejection("|".join(p.codes), "|" + "|".join(p.texts))
+
+
+def _check_place(p: _Problems, suffix: str, who: str, address: str | None, civic: str | None, country: str | None,
+                 province: str | None, postal_code: str | None) -> None:
+    code = "_ENTE_SECONDARIO" if suffix else ""
+    if address and not _address_ok(address):
+        p.field(f"PAA_IMPORT_SINTASSI_CSV_INDIRIZZO{code}", f"indirizzo{who}")
+    if civic and not _civic_ok(civic):
+        p.field(f"PAA_IMPORT_SINTASSI_CSV_CIVICO{code}", f"civico{who}")
+    if country and country.upper() not in COUNTRIES:
+        p.field(f"PAA_IMPORT_SINTASSI_CSV_NAZ{code}", f"nazione{who}")
+    if province and country and country.upper() == "IT" and province.upper() not in PROVINCES:
+        p.field(f"PAA_IMPORT_SINTASSI_CSV_PROV{code}", f"provincia{who}")
+    if postal_code and not _CAP.fullmatch(postal_code):
+        p.field(f"PAA_IMPORT_SINTASSI_CSV_CAP{code}", f"cap{who}")
+
+
+def _check_secondary(p: _Problems, s: dict[str, Any]) -> None:
+    fiscal_code = s["fiscal_code"]
+    if not (identifiers.is_valid_codice_fiscale(fiscal_code) or identifiers.is_valid_partita_iva(fiscal_code)):
+        p.field("PAA_IMPORT_SINTASSI_CSV_COD_FISC_ENTE_SECONDARIO", "codiceFiscaleEnteSecondario")
+    if not s["name"]:
+        p.field("PAA_IMPORT_SINTASSI_CSV_DENOMINAZIONE_ENTE_SECONDARIO", "denominazioneEnteSecondario")
+    if len(s["iban"]) != 27:
+        p.field("PAA_IMPORT_SINTASSI_CSV_IBAN_ACCREDITO_ENTE_SECONDARIO", "ibanAccreditoEnteSecondario")
+    _check_place(p, "_ENTE_SECONDARIO", "EnteSecondario", s["address"], s["civic"], s["country"], s["province"],
+                 s["postal_code"])
+    if not s["dati_specifici_riscossione"] or not _TAXONOMY.fullmatch(s["dati_specifici_riscossione"]):
+        p.field("PAA_IMPORT_SINTASSI_CSV_DATI_RISCOSS_ENTE_SECONDARIO", "datiSpecificiRiscossioneEnteSecondario")
+    if not _amount_ok(s["amount"]):
+        p.field("PAA_IMPORT_SINTASSI_CSV_IMPORTO_VERS_ENTE_SECONDARIO", "importoVersamentoEnteSecondario")

@@ -1,0 +1,1 @@
+"""The gateway as a client of the pagoPA node: Checkout carts (today's model) and nodoInviaCarrelloRPT (legacy)."""
