@@ -53,6 +53,11 @@ class Settings:
     admin_cod_ipa: str = ""  # when set, PosizioniAperte/StoricoPagamenti check this ente's password
     cart_hash_secret: str = ""  # when set, InviaCarrelloDovuti elements may carry MyPay's sha256 hash
     mypivot_password: str = ""
+    # Receipt recovery (gateway/node/recovery.py): attempts without outcome older than this are asked to the
+    # node; then again after slot × (2^k − 1) seconds, at most recovery_max_tries times.
+    recovery_after_seconds: int = 600
+    recovery_slot_seconds: int = 60
+    recovery_max_tries: int = 5
     # Lifetime of a modello-3 payment attempt (the node's payment token lasts at most 30 minutes).
     token_minutes: int = 30
     # PEM certificate that signs legacy RTs with an enveloped XML signature; unset: signatures are not checked.
@@ -105,5 +110,8 @@ def load_settings(**overrides: object) -> Settings:
         mypivot_password=_env("MYPIVOT_PASSWORD", ""),
         token_minutes=_env_int("TOKEN_MINUTES", defaults.token_minutes),
         rt_signing_cert=_env("RT_SIGNING_CERT", ""),
+        recovery_after_seconds=_env_int("RECOVERY_AFTER_SECONDS", defaults.recovery_after_seconds),
+        recovery_slot_seconds=_env_int("RECOVERY_SLOT_SECONDS", defaults.recovery_slot_seconds),
+        recovery_max_tries=_env_int("RECOVERY_MAX_TRIES", defaults.recovery_max_tries),
     )
     return settings.with_overrides(**overrides)

@@ -1,18 +1,15 @@
-"""The simulated node's own tables for modello 1 (RPTs, their state history, RTs) and reporting flows.
+"""The simulated node's tables for modello 1 (RPTs, their state history, RTs) and reporting flows.
 
-Kept in the simulator's database, on a MetaData of their own (created at mount time), never in the
-gateway's tables.
+Defined on the simulator's METADATA (so ``POST /sim/api/reset`` empties them too), in its own database.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Column, Index, Integer, LargeBinary, MetaData, Numeric, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, String, Table, Text, UniqueConstraint
 from sqlalchemy.engine import Engine
 
-from storage.types import UtcDateTime
-
-metadata = MetaData()
+from simulators.store import METADATA as metadata
+from simulators.store import Cents, Instant
 
 # An accepted cart id (nodoInviaCarrelloRPT's identificativoCarrello, or a generated one for nodoInviaRPT).
 rpt_cart = Table(
@@ -23,7 +20,7 @@ rpt_cart = Table(
     Column("broker", String(35), nullable=False),
     Column("station", String(35), nullable=False),
     Column("psp_id", String(35)),
-    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_at", Instant, nullable=False),
 )
 
 rpt = Table(
@@ -37,11 +34,11 @@ rpt = Table(
     Column("iuv", String(35), nullable=False),
     Column("ccp", String(35), nullable=False),
     Column("message_id", String(35), nullable=False),
-    Column("amount", Numeric(14, 2), nullable=False),
+    Column("amount", Cents, nullable=False),
     Column("state", String(40), nullable=False),
     Column("xml", LargeBinary, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
     UniqueConstraint("dominio", "iuv", "ccp", name="uq_sim_rpt_triple"),
 )
 
@@ -49,7 +46,7 @@ rpt_event = Table(
     "sim_rpt_event", metadata,
     Column("id", Integer, primary_key=True),
     Column("rpt_id", Integer, nullable=False, index=True),
-    Column("at", UtcDateTime, nullable=False),
+    Column("at", Instant, nullable=False),
     Column("state", String(40), nullable=False),
     Column("description", String(255), nullable=False),
 )
@@ -64,7 +61,7 @@ rt = Table(
     Column("ccp", String(35), nullable=False),
     Column("psp_id", String(35), nullable=False),
     Column("esito", String(1), nullable=False),
-    Column("amount", Numeric(14, 2), nullable=False),
+    Column("amount", Cents, nullable=False),
     Column("payments", JSON, nullable=False),  # [{index, iur, amount, date}] for the reporting flows
     Column("tipo_firma", String(10), nullable=False, default=""),
     Column("xml", LargeBinary, nullable=False),
@@ -73,10 +70,10 @@ rt = Table(
     Column("pushes", Integer, nullable=False, default=1),  # how many OK deliveries are wanted (rt_twice: 2)
     Column("attempts", Integer, nullable=False, default=0),
     Column("delivered", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UtcDateTime),
-    Column("locked_until", UtcDateTime),
+    Column("next_attempt_at", Instant),
+    Column("locked_until", Instant),
     Column("last_error", Text),
-    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_at", Instant, nullable=False),
     Index("ix_sim_rt_delivery", "delivery", "next_attempt_at"),
 )
 
@@ -87,9 +84,9 @@ flow = Table(
     Column("psp_id", String(35), nullable=False),
     Column("dominio", String(35), nullable=False),
     Column("flow_id", String(35), nullable=False),
-    Column("flow_datetime", UtcDateTime, nullable=False),
+    Column("flow_datetime", Instant, nullable=False),
     Column("xml", LargeBinary, nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
+    Column("received_at", Instant, nullable=False),
     UniqueConstraint("psp_id", "flow_id", "flow_datetime", name="uq_sim_flow_version"),
     Index("ix_sim_flow_dominio", "dominio", "flow_datetime"),
 )
@@ -104,9 +101,9 @@ fdr = Table(
     Column("organization_id", String(35), nullable=False),
     Column("status", String(10), nullable=False),
     Column("body", JSON, nullable=False),  # CreateFlowRequest as received (sender, receiver, totals...)
-    Column("created", UtcDateTime, nullable=False),
-    Column("updated", UtcDateTime, nullable=False),
-    Column("published", UtcDateTime),
+    Column("created", Instant, nullable=False),
+    Column("updated", Instant, nullable=False),
+    Column("published", Instant),
     UniqueConstraint("psp_id", "fdr", "revision", name="uq_sim_fdr_revision"),
     Index("ix_sim_fdr_org", "organization_id", "status", "published"),
 )
@@ -119,7 +116,7 @@ fdr_payment = Table(
     Column("iuv", String(35), nullable=False),
     Column("iur", String(35), nullable=False),
     Column("id_transfer", Integer, nullable=False),
-    Column("pay", Numeric(14, 2), nullable=False),
+    Column("pay", Cents, nullable=False),
     Column("pay_status", String(20), nullable=False),
     Column("pay_date", String(40), nullable=False),
     UniqueConstraint("fdr_pk", "index", name="uq_sim_fdr_payment_index"),
@@ -134,10 +131,14 @@ report = Table(
     Column("dominio", String(35), nullable=False),
     Column("flow_id", String(35), nullable=False),
     Column("revision", Integer, nullable=False, default=1),
-    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_at", Instant, nullable=False),
     UniqueConstraint("day", "psp_id", "dominio", name="uq_sim_report_day"),
 )
 
 
+TABLES = (rpt_cart, rpt, rpt_event, rt, flow, fdr, fdr_payment, report)
+
+
 def create_tables(engine: Engine) -> None:
-    metadata.create_all(engine, checkfirst=True)
+    """Also called at mount time: the core may have created its tables before this module was imported."""
+    metadata.create_all(engine, tables=list(TABLES), checkfirst=True)

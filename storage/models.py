@@ -349,6 +349,8 @@ class RendicontazioneFlow(Timestamped, Base):
     current: Mapped[bool] = mapped_column(Boolean, default=True)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why a flow is KO (invalid document...): shown to operators, never to the SIL.
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class RendicontazioneRow(Base):
@@ -367,7 +369,7 @@ class RendicontazioneRow(Base):
     outcome_date: Mapped[date | None] = mapped_column(Date)
     # matched, no_receipt, amount_mismatch
     match_state: Mapped[str | None] = mapped_column(String(20))
-    receipt_payment_id: Mapped[int | None] = mapped_column(ForeignKey("receipt_payment.id"))
+    receipt_payment_id: Mapped[int | None] = mapped_column(ForeignKey("receipt_payment.id"), index=True)
 
 
 class Job(Timestamped, Base):

@@ -7,7 +7,6 @@ flussi/<codIpa>/EXPORT/<yyyy_MM>/<name>.zip. Database rows keep paths relative t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from gateway import urls
@@ -38,10 +37,6 @@ def output_dir(cod_ipa: str, month: str, request_token: str) -> Path:
 
 def export_dir(cod_ipa: str, month: str) -> Path:
     return ente_root(cod_ipa) / "EXPORT" / month
-
-
-def replace_atomically(temporary: Path, final: Path) -> None:
-    os.replace(temporary, final)
 
 
 def download_url(settings: Settings, ente_id: int, relative: str | Path) -> str:

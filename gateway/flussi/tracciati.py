@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 IMPORT_VERSIONS = ("1_0", "1_1", "1_2", "1_3", "1_4")
 EXPORT_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
@@ -45,7 +46,7 @@ class Column:
     @property
     def label(self) -> str:
         """MyPay's upper-snake field label in phase-A messages ("IMPORTO_DOVUTO TROPPO GRANDE")."""
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).upper()
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", self.name).upper()
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class ImportTracciato:
     def width(self) -> int:
         return len(self.columns)
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
@@ -93,24 +94,23 @@ TRACCIATI: dict[str, ImportTracciato] = {v: _build(v) for v in IMPORT_VERSIONS}
 
 def split_line(line: str) -> list[str]:
     """MyPay's row split: `;` outside `"`, fields trimmed, `"…"` unwrapped, `\\"` turned into `"`."""
+    pieces = line.split(";")
     if '"' not in line:
-        return [field.strip() for field in line.split(";")]
+        return [piece.strip() for piece in pieces]
     fields: list[str] = []
-    current: list[str] = []
-    quoted = False
-    previous = ""
-    for char in line:
-        if char == '"' and previous != "\\":
-            quoted = not quoted
-            current.append(char)
-        elif char == ";" and not quoted:
-            fields.append("".join(current))
-            current = []
+    pending: str | None = None
+    for piece in pieces:
+        current = piece if pending is None else pending + ";" + piece
+        # An odd number of unescaped quotes so far: the `;` we split on was inside a quoted field.
+        if (current.count('"') - current.count('\\"')) % 2:
+            pending = current
         else:
-            current.append(char)
-        previous = char
-    fields.append("".join(current))
-    return [_unquote(field.strip()) for field in fields]
+            current = current.strip()
+            fields.append(_unquote(current) if '"' in current else current)
+            pending = None
+    if pending is not None:
+        fields.append(_unquote(pending.strip()))
+    return fields
 
 
 def _unquote(field: str) -> str:

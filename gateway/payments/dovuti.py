@@ -78,7 +78,7 @@ def _fault(ente: Ente, code: str, string: str | None = None, description: str | 
     return faults.Fault(code, string, description, ente.cod_ipa)
 
 
-def _blank(value: str | None) -> bool:
+def is_blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
@@ -114,16 +114,16 @@ def anagrafica_error(payer: Any) -> str | None:
         error = "email non valida"
     if not payer.anagrafica:
         error = "denominazione non valorizzata"
-    if not _blank(payer.cap):
+    if not is_blank(payer.cap):
         country = (payer.nazione or "").upper()
         if country not in ISO_COUNTRIES:
             error = "nazione non valorizzata"
         elif not is_valid_cap(payer.cap, country):
             error = "cap non valido"
     # Address and civic number are cleaned first, so only what survives the clean-up can fail.
-    if not _blank(payer.indirizzo) and not _is_printable_ascii(clean_text(payer.indirizzo)):
+    if not is_blank(payer.indirizzo) and not _is_printable_ascii(clean_text(payer.indirizzo)):
         error = "indirizzo non valido"
-    if not _blank(payer.civico) and not _is_printable_ascii(clean_text(payer.civico)):
+    if not is_blank(payer.civico) and not _is_printable_ascii(clean_text(payer.civico)):
         error = "civico non valido"
     return error
 
@@ -176,7 +176,7 @@ def check_dovuti_document(session: Session, ente: Ente, data: bytes | None, *, s
 
     if not dovuti.singoli:
         raise _fault(ente, faults.PAA_XML_NON_VALIDO, "dati singolo versamento mancanti")
-    if not _blank(dovuti.iuv):
+    if not is_blank(dovuti.iuv):
         raise _fault(ente, faults.PAA_IUV_NON_VALIDO, "l'inserimento dello IUV è deprecato")
     if not identifiers.is_valid_tipo_versamento(dovuti.tipo_versamento):
         raise _fault(ente, faults.PAA_TIPO_VERSAMENTO_NON_VALIDO,
@@ -219,7 +219,7 @@ def check_dovuti_document(session: Session, ente: Ente, data: bytes | None, *, s
         if item.bilancio is not None and bilancio_total(item.bilancio) != item.importo:
             raise _fault(ente, faults.PAA_IMPORTO_BILANCIO_NON_VALIDO,
                          f"Importo bilancio non congruente per dovuto con importo [{item.importo}]")
-        if _blank(item.causale):
+        if is_blank(item.causale):
             raise _fault(ente, faults.PAA_CAUSALE_NON_PRESENTE, "Causale versamento obbligatoria mancante")
         bollo = item.marca_bollo
         items.append(NewDovuto(
@@ -248,21 +248,21 @@ def _check_marca_bollo(ente: Ente, item: Any, code: str, tipo: TipoDovuto) -> No
         if tipo.fixed_amount is None or item.importo != tipo.fixed_amount:
             raise _fault(ente, faults.PAA_IMPORTO_MARCA_BOLLO_DIGITALE_NON_VALIDA,
                          f"importoSingoloVersamento non valido per tipo dovuto {MARCA_BOLLO_DIGITALE}")
-        if bollo is None or _blank(bollo.tipo_bollo) or _blank(bollo.hash_documento) \
-                or _blank(bollo.provincia_residenza):
+        if bollo is None or is_blank(bollo.tipo_bollo) or is_blank(bollo.hash_documento) \
+                or is_blank(bollo.provincia_residenza):
             raise _fault(ente, faults.PAA_MARCA_BOLLO_DIGITALE_NON_VALIDA, "dati marca da bollo mancanti o non validi")
         if len(bollo.hash_documento) > HASH_DOCUMENTO_MAX:
             raise _fault(ente, faults.PAA_MARCA_BOLLO_DIGITALE_NON_VALIDA,
                          f"hashDocumento non può contenere più di {HASH_DOCUMENTO_MAX} caratteri")
-    elif bollo is not None and not (_blank(bollo.tipo_bollo) and _blank(bollo.hash_documento)
-                                    and _blank(bollo.provincia_residenza)):
+    elif bollo is not None and not (is_blank(bollo.tipo_bollo) and is_blank(bollo.hash_documento)
+                                    and is_blank(bollo.provincia_residenza)):
         raise _fault(ente, faults.PAA_MARCA_BOLLO_DIGITALE_NON_VALIDA,
                      "dati marca da bollo non supportati su tipo dovuto diverso da marca da bollo")
 
 
 def normalise_tipo_versamento(value: str | None) -> str:
     """Blank becomes ALL; tokens upper-cased and trimmed (the value was checked already)."""
-    if _blank(value):
+    if is_blank(value):
         return identifiers.TIPO_VERSAMENTO_ALL
     tokens = [token.strip().upper() for token in value.split("|") if token.strip()]  # type: ignore[union-attr]
     return "|".join(tokens) or identifiers.TIPO_VERSAMENTO_ALL

@@ -1,21 +1,33 @@
 """What the pagoPA node asks of the ente: verify and get a notice, deliver receipts (both models).
 
 Every call is first checked against the gateway's identity on the node (idPA served here, idBrokerPA,
-idStation), which MyPay does not do but pagoPA's fault codes exist for.
+idStation), which MyPay does not do but pagoPA's fault codes exist for. Each call is one transaction of one
+or two indexed queries (pagoPA's SLA: 98 % within 2 s; the node gives up after 7 s, 15 s for receipts).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import faults, logs
+from gateway.payments import legacy_rt, notices, receipts
+from gateway.payments.legacy_rt import RtHeader
+from gateway.payments.notices import PaymentData, PaymentOption, Subject, Transfer
 from gateway.runtime import Runtime
-from storage.models import Ente
+from storage.models import Ente, PaymentAttempt
+from storage.types import utcnow
+
+__all__ = ["NodeCall", "IncomingReceipt", "RtHeader", "Subject", "Transfer", "PaymentOption", "PaymentData",
+           "check_station", "verify_notice", "get_payment", "send_receipt", "demand_notice", "invia_rt"]
+
+log = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,58 +37,6 @@ class NodeCall:
     id_pa: str | None
     id_broker: str | None
     id_station: str | None
-
-
-@dataclass(frozen=True)
-class Subject:
-    type: str
-    code: str
-    full_name: str
-    street: str | None = None
-    civic: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    province: str | None = None
-    country: str | None = None
-    email: str | None = None
-
-
-@dataclass(frozen=True)
-class Transfer:
-    id_transfer: int
-    amount: Decimal
-    fiscal_code_pa: str
-    remittance: str
-    category: str
-    iban: str | None = None
-    company_name: str | None = None
-    marca_bollo: dict[str, str] | None = None  # tipoBollo, hashDocumento, provinciaResidenza
-    mbd_attachment: bytes | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class PaymentOption:
-    amount: Decimal
-    due_date: date | None
-    description: str
-    fiscal_code: str
-    company_name: str
-    office_name: str | None = None
-    all_ccp: bool = False
-
-
-@dataclass(frozen=True)
-class PaymentData:
-    iuv: str
-    amount: Decimal
-    due_date: date
-    description: str
-    company_name: str
-    debtor: Subject
-    transfers: list[Transfer]
-    office_name: str | None = None
-    retention_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -109,64 +69,93 @@ class IncomingReceipt:
     metadata: tuple[tuple[str, str], ...] = field(default=())
 
 
-@dataclass(frozen=True)
-class RtHeader:
-    """intestazionePPT of paaInviaRT."""
-
-    broker: str | None
-    station: str | None
-    dominio: str | None
-    iuv: str | None
-    ccp: str | None
-
-
 def check_station(session: Session, runtime: Runtime, call: NodeCall) -> Ente:
     """The ente the node is calling about, if this gateway serves it through this broker and station."""
     settings = runtime.settings
     logs.bind_request(id_pa=call.id_pa)
     ente = session.scalar(select(Ente).where(Ente.fiscal_code == (call.id_pa or "")))
     if ente is None or not ente.enabled or ente.state == "INSERITO":
-        raise faults.Fault(faults.PAA_ID_DOMINIO_ERRATO, id=call.id_pa or "",
+        raise faults.Fault(faults.PAA_ID_DOMINIO_ERRATO, id=call.id_pa or "", serial=0,
                            description=f"dominio {call.id_pa} non servito da questa stazione")
     if call.id_broker != settings.broker_id:
-        raise faults.Fault(faults.PAA_ID_INTERMEDIARIO_ERRATO, id=ente.fiscal_code,
+        raise faults.Fault(faults.PAA_ID_INTERMEDIARIO_ERRATO, id=ente.fiscal_code, serial=0,
                            description=f"intermediario {call.id_broker} non corrispondente")
     if call.id_station != settings.station_id:
-        raise faults.Fault(faults.PAA_STAZIONE_INT_ERRATA, id=ente.fiscal_code,
+        raise faults.Fault(faults.PAA_STAZIONE_INT_ERRATA, id=ente.fiscal_code, serial=0,
                            description=f"stazione {call.id_station} non corrispondente")
     return ente
 
 
-def _not_yet(operation: str, fiscal_code: str) -> faults.Fault:
-    return faults.system_error(f"{operation} non ancora disponibile su questo gateway", fiscal_code)
+@contextmanager
+def _node_call(runtime: Runtime, operation: str, id_pa: str | None) -> Iterator[Session]:
+    """One transaction per call; an unexpected error becomes PAA_SYSTEM_ERROR (the node retries), never a trace."""
+    try:
+        with runtime.database.transaction() as session:
+            yield session
+    except faults.Fault:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the contract answers PAA_SYSTEM_ERROR
+        log.exception("node call failed", operation=operation)
+        raise faults.Fault(faults.PAA_SYSTEM_ERROR, description=f"{operation}: errore interno del gateway",
+                           id=id_pa or "", serial=0) from exc
 
 
 def verify_notice(runtime: Runtime, call: NodeCall, fiscal_code: str, notice_number: str) -> PaymentOption:
-    with runtime.database.transaction() as session:
+    """paVerifyPaymentNotice: describe the payable position, change nothing."""
+    with _node_call(runtime, "paVerifyPaymentNotice", call.id_pa) as session:
         ente = check_station(session, runtime, call)
-    raise _not_yet("paVerifyPaymentNotice", ente.fiscal_code)
+        dovuto, tipo = notices.find_payable(session, ente, fiscal_code, notice_number, today=_today())
+        return notices.payment_option(ente, dovuto, tipo)
 
 
 def get_payment(runtime: Runtime, call: NodeCall, fiscal_code: str, notice_number: str, *,
                 amount: Decimal | None, v2: bool) -> PaymentData:
-    with runtime.database.transaction() as session:
+    """paGetPayment[V2]: the payment data, and a record of the attempt (which does not lock the notice).
+
+    The node owns concurrency through its payment token; a refused or expired payment is payable again at once.
+    """
+    with _node_call(runtime, "paGetPaymentV2" if v2 else "paGetPayment", call.id_pa) as session:
         ente = check_station(session, runtime, call)
-    raise _not_yet("paGetPayment", ente.fiscal_code)
+        dovuto, tipo = notices.find_payable(session, ente, fiscal_code, notice_number, today=_today())
+        data = notices.payment_data(ente, dovuto, tipo, v2=v2)
+        if amount is not None and Decimal(str(amount)) != data.amount:
+            # pagopa-node.md 1.3.2: the position's amount is the answer; the PSP's figure is only logged.
+            log.info("getPayment amount differs from the position", requested=str(amount), amount=str(data.amount))
+        session.add(PaymentAttempt(ente_id=ente.id, carrello_id=dovuto.carrello_id, dovuto_id=dovuto.id, model="psp",
+                                   iuv=dovuto.iuv, state=receipts.ATTEMPT_STARTED,
+                                   expires_at=utcnow() + timedelta(minutes=runtime.settings.token_minutes)))
+        return data
 
 
 def send_receipt(runtime: Runtime, call: NodeCall, receipt: IncomingReceipt) -> None:
-    with runtime.database.transaction() as session:
+    """paSendRT[V2]: store the receipt once (a repeated one answers OK too) and settle its position."""
+    with _node_call(runtime, receipt.version, call.id_pa) as session:
         ente = check_station(session, runtime, call)
-    raise _not_yet(receipt.version, ente.fiscal_code)
+        stored = receipts.store_receipt(session, ente, receipt)
+        logs.bind_request(receipt_row=stored.id, duplicate=stored.duplicate)
 
 
 def demand_notice(runtime: Runtime, call: NodeCall, service_id: str | None, datas: bytes | None) -> None:
-    with runtime.database.transaction() as session:
+    """paDemandPaymentNotice: no service catalogue exists yet, so no notice can be made on demand."""
+    with _node_call(runtime, "paDemandPaymentNotice", call.id_pa) as session:
         ente = check_station(session, runtime, call)
-    raise _not_yet("paDemandPaymentNotice", ente.fiscal_code)
+        enabled = ente.demand_payment_notice
+    if enabled:
+        raise faults.Fault(faults.PAA_SYSTEM_ERROR, id=ente.fiscal_code, serial=0,
+                           description=f"servizio {service_id or ''} non configurato: nessun catalogo servizi")
+    raise faults.Fault(faults.PAA_SYSTEM_ERROR, id=ente.fiscal_code, serial=0,
+                       description="paDemandPaymentNotice non abilitato per questo ente")
 
 
 def invia_rt(runtime: Runtime, header: RtHeader, tipo_firma: str | None, rt: bytes | None) -> None:
-    with runtime.database.transaction() as session:
+    """paaInviaRT: the legacy node delivers an RT (see legacy_rt.receive_rt)."""
+    with _node_call(runtime, "paaInviaRT", header.dominio) as session:
         ente = check_station(session, runtime, NodeCall(header.dominio, header.broker, header.station))
-    raise _not_yet("paaInviaRT", ente.fiscal_code)
+        outcome = legacy_rt.receive_rt(session, ente, rt, tipo_firma=tipo_firma, header=header,
+                                       certificate=runtime.settings.rt_signing_cert or None)
+        logs.bind_request(receipt_row=outcome.receipt_id, duplicate=outcome.duplicate)
+
+
+def _today() -> date:
+    # Due dates are Italian calendar dates.
+    return datetime.now(receipts.NODE_TIMEZONE).date()

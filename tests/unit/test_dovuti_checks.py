@@ -16,7 +16,8 @@ from gateway.payments.dovuti import check_dovuti_document, find_payable_by_iuv, 
 from gateway.payments.iuv import is_valid_check_digits
 from gateway.payments.iuv_allocator import allocate_iuv
 from storage.models import Dovuto, DovutoTransition, Ente, TipoDovuto
-from tests.conftest import create_ente
+from storage.db import Database
+from tests.conftest import BACKENDS, create_ente, new_database_url
 
 NS = "http://www.regione.veneto.it/schemas/2012/Pagamenti/Ente/"
 CF = "RSSMRA80A01H501U"
@@ -50,7 +51,17 @@ BILANCIO = ("<bilancio><capitolo><codCapitolo>C1</codCapitolo><accertamento><imp
             "<accertamento><importo>{b}</importo></accertamento></capitolo></bilancio>")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", params=BACKENDS)
+def database(request, tmp_path_factory):
+    """One database per backend for the module: every test works on an ente of its own."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    db = Database(new_database_url(request.param, request, tmp_path_factory.mktemp("dovuti")))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="module")
 def setup(database):
     demo = create_ente(database)
     with database.transaction() as session:
@@ -200,7 +211,7 @@ def test_duplicates_in_input_and_persisted(setup):
             insert_dovuti(session, ente, items, carrello_id=None, reason="test", actor="unit")
         assert caught.value.code == faults.PAA_IUD_DUPLICATO
         # The transaction is still usable after the savepoint rolled back.
-        assert session.scalar(select(Dovuto.iud).where(Dovuto.ente_id == ente.id)) == "P"
+        assert session.scalar(select(Dovuto.id).where(Dovuto.ente_id == ente.id, Dovuto.iud == "P")) == rows[0].id
         audit = session.scalars(select(DovutoTransition).where(DovutoTransition.dovuto_id == rows[0].id)).all()
         assert [(a.from_state, a.to_state) for a in audit] == [(None, states.INSERIMENTO_DOVUTO)]
 
@@ -211,7 +222,7 @@ def test_find_payable_by_iuv(setup):
         ente = session.scalar(select(Ente).where(Ente.cod_ipa == demo.cod_ipa))
         add_tipo_dovuto(session, demo.cod_ipa, "SCAD", "Con scadenza", "IT60X0542811101000000123456",
                         "9/0101100IM/", due_date_required=True)
-        items = check_dovuti_document(session, ente, document(item("A"), item("B")))
+        items = check_dovuti_document(session, ente, document(item("FP-A"), item("FP-B")))
         for new, iuv in zip(items, ("01000000000000144", "01000000000000245")):
             new.iuv = iuv
         rows = insert_dovuti(session, ente, items, carrello_id=None, reason="test", actor="unit")

@@ -1,0 +1,211 @@
+"""Producing a booked export: paid positions (or expired dovuti) streamed from a server-side cursor into a zipped CSV.
+
+Selection per flussi-formats §2.2: non-incremental by payment outcome date (days, inclusive); incremental by
+when the gateway recorded the receipt (half-open [from, to), so consecutive windows never repeat a row).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import os
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, or_, select, update
+
+from gateway import logs
+from gateway.flussi import bookings, files
+from gateway.flussi.tracciati import SCADUTI_COLUMNS, export_columns, neutralise
+from gateway.payments import states
+from gateway.settings import Settings
+from storage.db import Database
+from storage.models import Dovuto, Ente, ExportFlow, ImportFlow, Receipt, ReceiptPayment, TipoDovuto
+from storage.types import utcnow
+
+log = logs.get_logger(__name__)
+ROME = ZoneInfo("Europe/Rome")
+MARCA_BOLLO = "MARCA_BOLLO_DIGITALE"
+YIELD = 5000
+
+Progress = Callable[[int, int | None], None]
+
+
+def file_name(flow: ExportFlow, cod_ipa: str, now: datetime) -> str:
+    local = now.astimezone(ROME)
+    if flow.kind == "scaduti":
+        return f"{cod_ipa}-{flow.id}_ESTRAZIONE_DOVUTI_SCADUTI_{local:%Y%m%d%H%M%S}"
+    if flow.version == "1.0":
+        return f"{flow.id}_ESTRAZIONE_DOVUTI_{local:%Y-%m-%d_%H_%M_%S}"
+    return f"{cod_ipa}-{flow.id}_ESTRAZIONE_DOVUTI_{local:%Y%m%d%H%M%S}-{flow.version.replace('.', '_')}"
+
+
+def paid_query(flow: ExportFlow, ente: Ente) -> Select:
+    r, p, d, t = Receipt, ReceiptPayment, Dovuto, TipoDovuto
+    columns = [ImportFlow.iuf, d.iud, p.iuv, r.receipt_id, r.paid_at, r.ccp, r.psp_id, r.psp_name, r.payer,
+               r.esito_code, r.amount, r.fee, r.tipo_firma, p.index, p.iur, p.amount, p.outcome_date, p.causale,
+               p.dati_specifici_riscossione, d.payer_type, d.payer_code, d.payer_name, d.payer_address,
+               d.payer_civic, d.payer_postal_code, d.payer_city, d.payer_province, d.payer_country, d.payer_email,
+               d.causale, d.dati_specifici_riscossione, d.bilancio, t.code]
+    if flow.with_receipts:
+        columns.append(r.raw)
+    query = (select(*columns).select_from(p).join(r, r.id == p.receipt_id).join(d, d.id == r.dovuto_id)
+             .outerjoin(t, t.id == d.tipo_dovuto_id).outerjoin(ImportFlow, ImportFlow.id == d.import_flow_id)
+             .where(r.ente_id == ente.id, r.outcome == "OK", d.state == states.COMPLETATO, p.amount > 0,
+                    or_(p.fiscal_code_pa.is_(None), p.fiscal_code_pa == ente.fiscal_code),
+                    or_(t.code.is_(None), t.code != MARCA_BOLLO)))
+    if flow.tipi_dovuto:
+        query = query.where(t.code == flow.tipi_dovuto)
+    if flow.incremental:
+        query = query.where(r.created_at >= flow.date_from, r.created_at < flow.date_to)
+    else:
+        query = query.where(p.outcome_date >= flow.date_from.date(), p.outcome_date <= flow.date_to.date())  # type: ignore[union-attr]
+    return query.order_by(r.id, p.index)
+
+
+def scaduti_query(flow: ExportFlow, ente: Ente) -> Select:
+    d, t = Dovuto, TipoDovuto
+    codes = [code for code in (flow.tipi_dovuto or "").split(";") if code]
+    return (select(d.iud, d.iuv, d.payer_type, d.payer_code, d.payer_name, d.payer_address, d.payer_civic,
+                   d.payer_postal_code, d.payer_city, d.payer_province, d.payer_country, d.payer_email, d.due_date,
+                   d.amount, d.fee_ente, t.code, d.tipo_versamento, d.causale, d.dati_specifici_riscossione,
+                   d.bilancio, d.state)
+            .join(t, t.id == d.tipo_dovuto_id)
+            .where(d.ente_id == ente.id, t.code.in_(codes), d.due_date < flow.date_to.date(),  # type: ignore[union-attr]
+                   d.state.in_((states.INSERIMENTO_DOVUTO, states.SCADUTO)))
+            .order_by(d.id))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else neutralise(str(value))
+
+
+def _amount(value: Any) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _payer(payer: dict[str, Any] | None) -> list[str]:
+    """The versante as the receipts module stored it (keys from paSendRT or RT, whichever it kept)."""
+    payer = payer or {}
+
+    def pick(*keys: str) -> str:
+        for key in keys:
+            if payer.get(key):
+                return _text(payer[key])
+        return ""
+
+    return [pick("type", "entityUniqueIdentifierType", "tipoIdentificativoUnivoco"),
+            pick("code", "entityUniqueIdentifierValue", "codiceIdentificativoUnivoco"),
+            pick("full_name", "fullName", "name", "anagrafica"), pick("street", "address", "indirizzo"),
+            pick("civic", "civicNumber", "civico"), pick("postal_code", "postalCode", "cap"),
+            pick("city", "localita"), pick("province", "stateProvinceRegion", "provincia"),
+            pick("country", "nazione"), pick("email", "e-mail", "eMail")]
+
+
+def paid_row(values: tuple, flow: ExportFlow, ente: Ente, station: str) -> list[str]:
+    (iuf, iud, iuv, receipt_id, paid_at, ccp, psp_id, psp_name, payer, esito, total, fee, tipo_firma, index, iur,
+     amount, outcome_date, causale, dsr, p_type, p_code, p_name, p_address, p_civic, p_cap, p_city, p_prov,
+     p_country, p_email, d_causale, d_dsr, bilancio, tipo) = values[:33]
+    local = paid_at.astimezone(ROME) if paid_at else None
+    row = [_text(iuf), "", _text(iud), _text(iuv), "6.2.0", ente.fiscal_code, station, _text(receipt_id),
+           f"{local:%Y-%m-%dT%H:%M:%S}" if local else "", "", f"{local:%Y-%m-%d}" if local else "",
+           "G", _text(psp_id), _text(psp_name), "", "", "", "", "", "", "", "",
+           "G", ente.fiscal_code, _text(ente.name), "", "", "", "", "", "", "", ""]
+    row += _payer(payer)
+    row += [_text(p_type), _text(p_code), _text(p_name), _text(p_address), _text(p_civic), _text(p_cap),
+            _text(p_city), _text((p_prov or "")[:2] or None), _text(p_country), _text(p_email),
+            esito or "0", _amount(total), _text(iuv), _text(ccp), _amount(amount), "ESEGUITO",
+            outcome_date.isoformat() if outcome_date else "", _text(iur), _text((causale or d_causale or "")[:1024]),
+            _text(dsr or d_dsr), _text(tipo)]
+    if flow.with_receipts:
+        raw = values[33]
+        row += [_text(tipo_firma), base64.b64encode(raw).decode("ascii") if raw else "", str(index or 1),
+                _amount(fee), "", ""]
+    if flow.version in ("1.2", "1.3"):
+        row.append(_text(bilancio))
+    if flow.version == "1.3":
+        row += ["", "", ""]
+    return row
+
+
+def scaduti_row(values: tuple) -> list[str]:
+    out = []
+    for position, value in enumerate(values):
+        if position in (13, 14):
+            out.append(_amount(value))
+        elif position == 12:
+            out.append(value.isoformat() if value else "")
+        else:
+            out.append(_text(value))
+    return out
+
+
+def run_export(database: Database, settings: Settings, flow_id: int, *, progress: Progress | None = None,
+               heartbeat: Callable[[], None] | None = None) -> dict:
+    with database.transaction() as session:
+        claimed = session.execute(update(ExportFlow).where(ExportFlow.id == flow_id, ExportFlow.state.in_(
+            (bookings.LOAD_EXPORT, bookings.EXPORT_IN_ELAB))).values(state=bookings.EXPORT_IN_ELAB))
+        flow = session.get(ExportFlow, flow_id)
+        if flow is None or claimed.rowcount != 1:
+            return {"export_id": flow_id, "state": flow.state if flow else None}
+        ente = session.get(Ente, flow.ente_id)
+        session.expunge_all()
+    now = utcnow()
+    name = file_name(flow, ente.cod_ipa, now)
+    relative = files.export_dir(ente.cod_ipa, f"{now.astimezone(ROME):%Y_%m}") / f"{name}.zip"
+    target = files.absolute(settings, relative)
+    try:
+        count = _write(database, settings, flow, ente, target, name, progress, heartbeat)
+    except Exception as exc:
+        with database.transaction() as session:
+            session.execute(update(ExportFlow).where(ExportFlow.id == flow_id).values(
+                state=bookings.ERROR_EXPORT, error=f"{type(exc).__name__}: {exc}"[:2000]))
+        log.exception("export failed", export_id=flow_id)
+        return {"export_id": flow_id, "state": bookings.ERROR_EXPORT}
+    registered = count > 0
+    if not registered:
+        target.unlink(missing_ok=True)  # MyPay writes it but does not register it: nothing to download
+    with database.transaction() as session:
+        session.execute(update(ExportFlow).where(ExportFlow.id == flow_id).values(
+            state=bookings.EXPORT_ESEGUITO, row_count=count, file_name=f"{name}.zip" if registered else None,
+            file_path=str(relative) if registered else None,
+            file_size=target.stat().st_size if registered else None))
+    log.info("export done", export_id=flow_id, rows=count)
+    return {"export_id": flow_id, "state": bookings.EXPORT_ESEGUITO, "rows": count, "file": str(target)}
+
+
+def _write(database: Database, settings: Settings, flow: ExportFlow, ente: Ente, target: Path, name: str,
+           progress: Progress | None, heartbeat: Callable[[], None] | None) -> int:
+    scaduti = flow.kind == "scaduti"
+    query = scaduti_query(flow, ente) if scaduti else paid_query(flow, ente)
+    header = SCADUTI_COLUMNS if scaduti else export_columns(flow.version, flow.with_receipts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    count = 0
+    with database.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) if progress else None
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive, \
+                archive.open(f"{name}.csv", "w", force_zip64=True) as binary:
+            text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+            writer = csv.writer(text, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\n")
+            writer.writerow(header)
+            result = session.execute(query.execution_options(yield_per=YIELD, stream_results=True))
+            for partition in result.partitions():
+                if scaduti:
+                    writer.writerows(scaduti_row(values) for values in partition)
+                else:
+                    writer.writerows(paid_row(values, flow, ente, settings.station_id) for values in partition)
+                count += len(partition)
+                if progress:
+                    progress(count, total)
+                if heartbeat and count % (YIELD * 20) == 0:
+                    heartbeat()
+            text.flush()
+            text.detach()
+    os.replace(temporary, target)
+    return count
+
