@@ -16,8 +16,8 @@ def load_handlers() -> None:
     """Import the modules that register job handlers (each capability owns its jobs)."""
     import importlib
 
-    for module in ("gateway.payments.tasks", "gateway.node.tasks", "gateway.flussi.tasks",
-                   "gateway.rendicontazione.tasks"):
+    for module in ("gateway.payments.tasks", "gateway.payments.expiry", "gateway.node.tasks",
+                   "gateway.flussi.tasks", "gateway.rendicontazione.tasks"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -25,12 +25,17 @@ def load_handlers() -> None:
                 raise
 
 
+# Recurring work registered by capabilities' tasks modules: each function(database) schedules jobs or
+# does a small sweep; the worker runs them every 30 s.
+PERIODIC: list = []
+
+
 def schedule_periodic(database: Database) -> None:
     for function in PERIODIC:
-        function(database)
-
-
-PERIODIC: list = []
+        try:
+            function(database)
+        except Exception:  # noqa: BLE001 - one failing sweep must not stop the others
+            log.exception("periodic task failed", task=getattr(function, "__name__", str(function)))
 
 
 def run(settings: Settings, *, once: bool = False, stop: threading.Event | None = None) -> None:

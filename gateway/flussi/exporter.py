@@ -7,10 +7,10 @@ when the gateway recorded the receipt (half-open [from, to), so consecutive wind
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import os
 import zipfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -80,6 +80,11 @@ def scaduti_query(flow: ExportFlow, ente: Ente) -> Select:
             .order_by(d.id))
 
 
+_FORMULA = frozenset("=+-@\t\r")
+_PAYER_KEYS = ("type", "code", "name", "address", "civic", "postal_code", "city", "province", "country", "email")
+_NO_PAYER: dict[str, Any] = {}
+
+
 def _text(value: Any) -> str:
     return "" if value is None else neutralise(str(value))
 
@@ -88,48 +93,61 @@ def _amount(value: Any) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _payer(payer: dict[str, Any] | None) -> list[str]:
-    """The versante as the receipts module stored it (keys from paSendRT or RT, whichever it kept)."""
-    payer = payer or {}
-
-    def pick(*keys: str) -> str:
-        for key in keys:
-            if payer.get(key):
-                return _text(payer[key])
-        return ""
-
-    return [pick("type", "entityUniqueIdentifierType", "tipoIdentificativoUnivoco"),
-            pick("code", "entityUniqueIdentifierValue", "codiceIdentificativoUnivoco"),
-            pick("full_name", "fullName", "name", "anagrafica"), pick("street", "address", "indirizzo"),
-            pick("civic", "civicNumber", "civico"), pick("postal_code", "postalCode", "cap"),
-            pick("city", "localita"), pick("province", "stateProvinceRegion", "provincia"),
-            pick("country", "nazione"), pick("email", "e-mail", "eMail")]
+def _safe(values: list[Any]) -> list[str]:
+    """Text columns: None -> "", and a leading = + - @ TAB CR neutralised (inline: this runs per field)."""
+    return ["" if v is None else ("'" + v if v[:1] in _FORMULA else v) for v in values]
 
 
-def paid_row(values: tuple, flow: ExportFlow, ente: Ente, station: str) -> list[str]:
+@dataclass(frozen=True)
+class RowContext:
+    """What every row repeats, read once: ORM attribute access costs more than building the row."""
+
+    fiscal_code: str
+    ente_name: str
+    station: str
+    with_receipts: bool
+    version: str
+
+
+def paid_row(values: tuple, ctx: RowContext) -> list[str]:
     (iuf, iud, iuv, receipt_id, paid_at, ccp, psp_id, psp_name, payer, esito, total, fee, tipo_firma, index, iur,
      amount, outcome_date, causale, dsr, p_type, p_code, p_name, p_address, p_civic, p_cap, p_city, p_prov,
      p_country, p_email, d_causale, d_dsr, bilancio, tipo) = values[:33]
     local = paid_at.astimezone(ROME) if paid_at else None
-    row = [_text(iuf), "", _text(iud), _text(iuv), "6.2.0", ente.fiscal_code, station, _text(receipt_id),
-           f"{local:%Y-%m-%dT%H:%M:%S}" if local else "", "", f"{local:%Y-%m-%d}" if local else "",
-           "G", _text(psp_id), _text(psp_name), "", "", "", "", "", "", "", "",
-           "G", ente.fiscal_code, _text(ente.name), "", "", "", "", "", "", "", ""]
-    row += _payer(payer)
-    row += [_text(p_type), _text(p_code), _text(p_name), _text(p_address), _text(p_civic), _text(p_cap),
-            _text(p_city), _text((p_prov or "")[:2] or None), _text(p_country), _text(p_email),
-            esito or "0", _amount(total), _text(iuv), _text(ccp), _amount(amount), "ESEGUITO",
-            outcome_date.isoformat() if outcome_date else "", _text(iur), _text((causale or d_causale or "")[:1024]),
-            _text(dsr or d_dsr), _text(tipo)]
-    if flow.with_receipts:
+    payer = payer or _NO_PAYER  # the versante, as gateway.payments.receipts stores it
+    head = _safe([iuf, None, iud, iuv])
+    middle = _safe([receipt_id])
+    people = _safe([psp_id, psp_name] + [payer.get(key) for key in _PAYER_KEYS]
+                   + [p_type, p_code, p_name, p_address, p_civic, p_cap, p_city, p_prov[:2] if p_prov else None,
+                      p_country, p_email])
+    tail = _safe([iuv, ccp])
+    text = _safe([iur, (causale or d_causale or "")[:1024], dsr or d_dsr, tipo])
+    row = (head + ["6.2.0", ctx.fiscal_code, ctx.station] + middle
+           + [f"{local:%Y-%m-%dT%H:%M:%S}" if local else "", "", f"{local:%Y-%m-%d}" if local else "", "G"]
+           + people[:2] + _EMPTY8 + ["G", ctx.fiscal_code, ctx.ente_name] + _EMPTY8 + people[2:]
+           + [esito or "0", _amount(total)] + tail + [_amount(amount), "ESEGUITO",
+                                                       outcome_date.isoformat() if outcome_date else ""] + text)
+    if ctx.with_receipts:
         raw = values[33]
         row += [_text(tipo_firma), base64.b64encode(raw).decode("ascii") if raw else "", str(index or 1),
                 _amount(fee), "", ""]
-    if flow.version in ("1.2", "1.3"):
+    if ctx.version in ("1.2", "1.3"):
         row.append(_text(bilancio))
-    if flow.version == "1.3":
+    if ctx.version == "1.3":
         row += ["", "", ""]
     return row
+
+
+_EMPTY8 = [""] * 8
+
+
+def csv_line(fields: list[str]) -> str:
+    """MyPay's writer: `;`, every field quoted, embedded quotes doubled, \n. Two C-level replaces per row."""
+    joined = "\x00".join(fields)
+    if joined.count("\x00") != len(fields) - 1:  # a NUL inside a value: the plain way
+        return ";".join('"' + field.replace('"', '""') + '"' for field in fields) + "\n"
+    joined = joined.replace('"', '""')
+    return '"' + joined.replace("\x00", '";"') + '"\n'
 
 
 def scaduti_row(values: tuple) -> list[str]:
@@ -186,19 +204,19 @@ def _write(database: Database, settings: Settings, flow: ExportFlow, ente: Ente,
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
     count = 0
+    row_context = RowContext(ente.fiscal_code, _text(ente.name), settings.station_id, flow.with_receipts, flow.version)
     with database.sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) if progress else None
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive, \
                 archive.open(f"{name}.csv", "w", force_zip64=True) as binary:
             text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-            writer = csv.writer(text, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\n")
-            writer.writerow(header)
+            text.write(csv_line(list(header)))
             result = session.execute(query.execution_options(yield_per=YIELD, stream_results=True))
             for partition in result.partitions():
                 if scaduti:
-                    writer.writerows(scaduti_row(values) for values in partition)
+                    text.write("".join(csv_line(scaduti_row(values)) for values in partition))
                 else:
-                    writer.writerows(paid_row(values, flow, ente, settings.station_id) for values in partition)
+                    text.write("".join(csv_line(paid_row(values, row_context)) for values in partition))
                 count += len(partition)
                 if progress:
                     progress(count, total)

@@ -244,7 +244,8 @@ def payer_of(dovuto) -> dict:  # type: ignore[no-untyped-def]
 
 # --- the payer comes back from the node -------------------------------------------------------------
 
-ESITI = {"ok": "OK", "error": "KO", "cancel": "ANNULLATO"}
+# Checkout returns ok|error|cancel; the legacy node OK|ERROR|ANNULLO (case-insensitive here).
+ESITI = {"ok": "OK", "error": "KO", "cancel": "ANNULLATO", "annullo": "ANNULLATO", "ko": "KO"}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from gateway.payments import carts
 from gateway.payments.dovuti import find_payable_by_iuv
 from gateway.runtime import Runtime
 from gateway.urls import InvalidToken, read_token
-from storage.models import Ente, Receipt
+from storage.models import Carrello, Ente, Receipt
 
 log = logs.get_logger(__name__)
 
@@ -67,6 +67,10 @@ class PaymentPages:
                 return self.notice(method, query, start_response)
             if parts == ["rt"]:
                 return self.rt(query, start_response)
+            if parts == ["esito"]:
+                # Legacy (RPT) carts: the node sends the payer back to the station's return URL with the
+                # identificativoCarrello the gateway gave it, not with the idSession.
+                return self.back_from_node(query, start_response)
             if len(parts) == 1:
                 return self.session(method, parts[0], start_response)
             if len(parts) == 2 and parts[1] == "esito":
@@ -124,6 +128,13 @@ class PaymentPages:
         return self._open(id_session, start_response)
 
     # -- coming back ---------------------------------------------------------------------------------
+    def back_from_node(self, query: dict[str, str], start_response: Callable) -> list[bytes]:
+        cart_id = query.get("idCarrello", "").strip()
+        with self.runtime.database.transaction() as session:
+            carrello = session.scalar(select(Carrello).where(Carrello.node_cart_id == cart_id)) if cart_id else None
+            id_session = carrello.id_session if carrello is not None else ""
+        return self.back(id_session, query.get("esito", ""), start_response)
+
     def back(self, id_session: str, esito: str, start_response: Callable) -> list[bytes]:
         returned = carts.payer_returned(self.runtime, id_session, esito)
         if returned is None:

@@ -91,8 +91,14 @@ def _fetch_fdr(database: Database, config: ReportingSettings, ente_id: int, fisc
         newest = session.scalar(select(func.max(RendicontazioneFlow.published_at)).where(*mine))
         known = {tuple(row) for row in session.execute(
             select(RendicontazioneFlow.psp_id, RendicontazioneFlow.flow_id, RendicontazioneFlow.revision).where(*mine))}
-    listed = [flow for flow in client.published_flows(fiscal_code, published_gt=newest, size=config.page_size)
-              if (flow.psp_id, flow.fdr, flow.revision) not in known]
+    try:
+        listed = [flow for flow in client.published_flows(fiscal_code, published_gt=newest, size=config.page_size)
+                  if (flow.psp_id, flow.fdr, flow.revision) not in known]
+    except NodeRefused as exc:
+        # E.g. the organisation is not (yet) known to FdR: nothing to fetch, and retrying will not help.
+        report.refused.append(f"FdR list: {exc}")
+        log.warning("FdR flow list refused", error=str(exc))
+        return
     # Oldest publication first: publishedGt then never skips a flow left behind by an interrupted run.
     listed.sort(key=lambda f: (f.published is None, f.published or f.flow_date, f.revision))
     for item in listed:

@@ -147,6 +147,19 @@ def _payload(path: Path, operation: str) -> str:
     raise NodeRefused("PPT_ID_FLUSSO_SCONOSCIUTO", f"{operation}: no xmlRendicontazione in the answer")
 
 
+# A flow of 100,000 payments is ~45 MB of XML: anything far larger unpacked is a bomb, not a flow.
+MAX_UNPACKED_BYTES = 1 << 30
+
+
+def _copy_capped(member, out) -> None:  # noqa: ANN001
+    written = 0
+    while chunk := member.read(1 << 16):
+        written += len(chunk)
+        if written > MAX_UNPACKED_BYTES:
+            raise NodeRefused("PPT_SINTASSI_XSD", "compressed flow unpacks to more than 1 GiB")
+        out.write(chunk)
+
+
 def unpack(source: Path, target: Path) -> None:
     """Plain XML as is; a zip's single entry or a gzip's content otherwise (sniffed, not trusted to a name)."""
     with open(source, "rb") as handle:
@@ -157,9 +170,9 @@ def unpack(source: Path, target: Path) -> None:
             if len(entries) != 1:
                 raise NodeRefused("PPT_SINTASSI_XSD", "zipped flow with more than one file")
             with archive.open(entries[0]) as member, open(target, "wb") as out:
-                shutil.copyfileobj(member, out, 1 << 16)
+                _copy_capped(member, out)
     elif head.startswith(b"\x1f\x8b"):
         with gzip.open(source, "rb") as member, open(target, "wb") as out:
-            shutil.copyfileobj(member, out, 1 << 16)
+            _copy_capped(member, out)
     else:
         shutil.copyfile(source, target)

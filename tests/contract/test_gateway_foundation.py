@@ -55,6 +55,19 @@ def _assert_answer(response, *, ok_field: str | None = None) -> None:
         assert ok_field is None or response[ok_field] is not None
 
 
+def _versamento() -> bytes:
+    ns = "http://www.regione.veneto.it/schemas/2012/Pagamenti/Ente/"
+    return (f'<Versamento xmlns="{ns}"><versioneOggetto>6.2.0</versioneOggetto><soggettoPagatore>'
+            f"<identificativoUnivocoPagatore><tipoIdentificativoUnivoco>F</tipoIdentificativoUnivoco>"
+            f"<codiceIdentificativoUnivoco>RSSMRA80A01H501U</codiceIdentificativoUnivoco>"
+            f"</identificativoUnivocoPagatore><anagraficaPagatore>Mario Rossi</anagraficaPagatore>"
+            f"</soggettoPagatore><datiVersamento><identificativoUnivocoDovuto>IUD-F-1</identificativoUnivocoDovuto>"
+            f"<importoSingoloVersamento>10.00</importoSingoloVersamento>"
+            f"<identificativoTipoDovuto>TARI</identificativoTipoDovuto><causaleVersamento>Tassa</causaleVersamento>"
+            f"<datiSpecificiRiscossione>9/0101100IM/</datiSpecificiRiscossione></datiVersamento>"
+            f"<azione>I</azione></Versamento>").encode()
+
+
 def _ente_calls(cod_ipa: str, password: str) -> dict:
     """One call per operation of PagamentiTelematiciDovutiPagati (18), with plausible arguments."""
     person = {"tipoIdentificativoUnivoco": "F", "codiceIdentificativoUnivoco": "RSSMRA80A01H501U"}
@@ -67,7 +80,8 @@ def _ente_calls(cod_ipa: str, password: str) -> dict:
                                      _soapheaders=_header(cod_ipa)),
         "paaSILChiediPagati": dict(codIpaEnte=cod_ipa, password=password, idSession="unknown-session"),
         "paaSILChiediPagatiConRicevuta": dict(codIpaEnte=cod_ipa, password=password, idSession="unknown-session"),
-        "paaSILImportaDovuto": dict(password=password, dovuto=b"<Versamento/>", flagGeneraIuv=True,
+        # A valid Versamento: ImportaDovuto parses the XML before it checks the ente (MyPay's order).
+        "paaSILImportaDovuto": dict(password=password, dovuto=_versamento(), flagGeneraIuv=True,
                                     _soapheaders=_header(cod_ipa)),
         "paaSILRegistraPagamento": dict(codIpaEnte=cod_ipa, password=password,
                                         identificativoUnivocoVersamento="01000000000000099",
