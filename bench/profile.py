@@ -32,7 +32,8 @@ PHASES = (
 def _area(path: str, name: str) -> str:
     where = path + " " + name
     for marker, area in (("gc.collect", "full GC (spyne.context calls gc.collect() at most once a second)"),
-                         ("/spyne/", "Spyne"), ("/sqlalchemy/", "SQLAlchemy"), ("psycopg", "psycopg (PostgreSQL driver)"),
+                         ("/spyne/", "Spyne"), ("/sqlalchemy/", "SQLAlchemy"),
+                         ("psycopg", "psycopg (PostgreSQL driver)"),
                          ("sqlite3", "SQLite driver"), ("lxml", "lxml (C parser/serialiser)"),
                          ("/structlog/", "logging (structlog)"), ("/logging/", "logging (structlog)"),
                          ("/gateway/", "gateway + storage code"), ("/storage/", "gateway + storage code"),
@@ -116,8 +117,8 @@ def profile_operation(app: Any, operation: Operation, values: Callable[[], dict[
         "us_per_request": round(cpu / max(count, 1) * 1e6, 1),
         "by_area": {k: round(v / total, 4) for k, v in sorted(areas.items(), key=lambda item: -item[1])},
         "phases": {k: round(v / total, 4) for k, v in phases.items()},
-        "top_cumulative": [{"function": f, "share": round(ct / total, 4), "calls_per_request": round(n / max(count, 1), 1)}
-                           for ct, n, f in rows[:top]],
+        "top_cumulative": [{"function": f, "share": round(ct / total, 4),
+                            "calls_per_request": round(n / max(count, 1), 1)} for ct, n, f in rows[:top]],
         "top_own": [{"function": f, "share": round(tt / total, 4), "calls_per_request": round(n / max(count, 1), 2),
                      "ms_per_call": round(tt / max(n, 1) * 1000, 3)} for tt, n, f in own[:top]],
     }

@@ -12,10 +12,8 @@ Sections kept for the others: ``import``, ``export``, ``rendicontazione`` (any o
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,16 +48,18 @@ def load(path: Path = DEFAULT_JSON) -> dict[str, Any]:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Benchmarks of different engineers may finish at the same time: serialise read-merge-write."""
+    """Benchmarks of different engineers may finish at the same time: serialise read-merge-write.
+
+    The lock is taken on the folder itself, so no lock file is left in docs/.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The lock file lives outside docs/ (and is never deleted: that would break the exclusion).
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    with open(Path(tempfile.gettempdir()) / f"ente-gateway-bench-{digest}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    descriptor = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

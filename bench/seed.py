@@ -90,8 +90,9 @@ def add_dovuti(database: Database, target: int, progress=None) -> int:
         ente = get_ente(session, COD_IPA)
         tipo_id = next(t.id for t in ente.tipi_dovuto if t.code == "TARI")
         ente_id = ente.id
+        # "BENCH0%": the payable positions only, not the BENCHPAID... ones of the paid carrelli.
         have = session.scalar(select(func.count()).select_from(Dovuto)
-                              .where(Dovuto.ente_id == ente_id, Dovuto.iud.like("BENCH0%"))) or 0  # not the BENCHPAID carts
+                              .where(Dovuto.ente_id == ente_id, Dovuto.iud.like("BENCH0%"))) or 0
         last_id = session.scalar(select(func.max(Dovuto.id))) or 0
     for start in range(have, target, CHUNK):
         stop = min(target, start + CHUNK)

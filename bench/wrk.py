@@ -151,7 +151,8 @@ def version() -> str:
 def run(url: str, script: Path, *, duration: float, connections: int, threads: int = 1, pin: bool = False,
         timeout_s: int = 10) -> WrkResult:
     command = (["taskset", "-c", LOAD_CORE] if pin else []) + [
-        "wrk", "--latency", "-t", str(threads), "-c", str(max(connections, threads)), "-d", f"{max(1, round(duration))}s",
+        "wrk", "--latency", "-t", str(threads), "-c", str(max(connections, threads)),
+        "-d", f"{max(1, round(duration))}s",
         "--timeout", f"{timeout_s}s", "-s", str(script), url]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     if completed.returncode != 0:
