@@ -6,6 +6,7 @@ shared between processes). Prometheus counters are aggregated across workers in 
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from typing import Any
@@ -45,6 +46,10 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ente-gateway-metrics-")
     app = build_wsgi(settings, with_simulator)
+
+    # Objects built at preload (WSDLs, schemas, Spyne apps) are shared copy-on-write with the workers;
+    # keeping them out of the collector's generations stops it from touching (and copying) their pages.
+    gc.freeze()
 
     def post_fork(_server: Any, _worker: Any) -> None:
         app.runtime.database.engine.dispose(close=False)

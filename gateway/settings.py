@@ -62,6 +62,8 @@ class Settings:
     token_minutes: int = 30
     # PEM certificate that signs legacy RTs with an enveloped XML signature; unset: signatures are not checked.
     rt_signing_cert: str = ""
+    # Hot paForNode operations answered by gateway/soap/fast (lxml) instead of Spyne; same bytes on the wire.
+    fast_path: bool = True
 
     @property
     def signing_key(self) -> str:
@@ -110,6 +112,7 @@ def load_settings(**overrides: object) -> Settings:
         mypivot_password=_env("MYPIVOT_PASSWORD", ""),
         token_minutes=_env_int("TOKEN_MINUTES", defaults.token_minutes),
         rt_signing_cert=_env("RT_SIGNING_CERT", ""),
+        fast_path=_env_bool("FAST_PATH", defaults.fast_path),
         recovery_after_seconds=_env_int("RECOVERY_AFTER_SECONDS", defaults.recovery_after_seconds),
         recovery_slot_seconds=_env_int("RECOVERY_SLOT_SECONDS", defaults.recovery_slot_seconds),
         recovery_max_tries=_env_int("RECOVERY_MAX_TRIES", defaults.recovery_max_tries),

@@ -47,8 +47,10 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             dbapi_connection.isolation_level = None
 
         return engine
-    # pool_pre_ping: a restarted PostgreSQL must not leave dead connections in the pool.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+    # No pre-ping (it costs a round trip on every request): when PostgreSQL restarts, the first statement
+    # on a dead connection raises a disconnect error, SQLAlchemy then invalidates the whole pool, that one
+    # request answers a contract fault and the next ones reconnect. pool_recycle bounds connection age.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
                          pool_recycle=1800)
 
 

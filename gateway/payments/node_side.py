@@ -7,13 +7,14 @@ or two indexed queries (pagoPA's SLA: 98 % within 2 s; the node gives up after 7
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Iterator
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import faults, logs
@@ -69,11 +70,50 @@ class IncomingReceipt:
     metadata: tuple[tuple[str, str], ...] = field(default=())
 
 
-def check_station(session: Session, runtime: Runtime, call: NodeCall) -> Ente:
+@dataclass(frozen=True)
+class EnteOnNode:
+    """What the node-facing calls read of an ente: a plain snapshot, cheap to keep for a few seconds."""
+
+    id: int
+    fiscal_code: str
+    cod_ipa: str
+    name: str
+    office_name: str | None
+    enabled: bool
+    state: str
+    aux_digit: str
+    segregation_code: str | None
+    application_code: str | None
+    demand_payment_notice: bool
+
+
+_ENTE_TTL_SECONDS = 5.0
+_ente_cache: dict[str, tuple[float, EnteOnNode | None]] = {}
+_ENTE_COLUMNS = (Ente.id, Ente.fiscal_code, Ente.cod_ipa, Ente.name, Ente.office_name, Ente.enabled, Ente.state,
+                 Ente.aux_digit, Ente.segregation_code, Ente.application_code, Ente.demand_payment_notice)
+_ENTE_BY_FISCAL_CODE = select(*_ENTE_COLUMNS).where(Ente.fiscal_code == bindparam("fiscal_code"))
+
+
+def _ente_on_node(session: Session, fiscal_code: str) -> EnteOnNode | None:
+    # The node calls several times per payment and per second; an ente's registration changes rarely, and a
+    # change (disabled, renamed) is seen within the TTL on every process.
+    now = time.monotonic()
+    cached = _ente_cache.get(fiscal_code)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    row = session.execute(_ENTE_BY_FISCAL_CODE, {"fiscal_code": fiscal_code}).one_or_none()
+    snapshot = EnteOnNode(*row) if row is not None else None
+    if len(_ente_cache) > 10_000:
+        _ente_cache.clear()
+    _ente_cache[fiscal_code] = (now + _ENTE_TTL_SECONDS, snapshot)
+    return snapshot
+
+
+def check_station(session: Session, runtime: Runtime, call: NodeCall) -> EnteOnNode:
     """The ente the node is calling about, if this gateway serves it through this broker and station."""
     settings = runtime.settings
     logs.bind_request(id_pa=call.id_pa)
-    ente = session.scalar(select(Ente).where(Ente.fiscal_code == (call.id_pa or "")))
+    ente = _ente_on_node(session, call.id_pa or "")
     if ente is None or not ente.enabled or ente.state == "INSERITO":
         raise faults.Fault(faults.PAA_ID_DOMINIO_ERRATO, id=call.id_pa or "", serial=0,
                            description=f"dominio {call.id_pa} non servito da questa stazione")

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import faults
@@ -112,11 +112,14 @@ def decode_notice(ente: Ente, notice_number: str) -> str | None:
 def positions_for_iuv(session: Session, ente_id: int, iuv: str, *,
                       for_update: bool = False) -> list[tuple[Dovuto, TipoDovuto | None]]:
     """Every dovuto of the ente carrying this IUV with its tipo: one query on ix_dovuto_ente_iuv."""
-    query = (select(Dovuto, TipoDovuto).outerjoin(TipoDovuto, TipoDovuto.id == Dovuto.tipo_dovuto_id)
-             .where(Dovuto.ente_id == ente_id, Dovuto.iuv == iuv).order_by(Dovuto.id))
-    if for_update:
-        query = query.with_for_update(of=Dovuto)
-    return [(row[0], row[1]) for row in session.execute(query).all()]
+    query = _POSITIONS_FOR_UPDATE if for_update else _POSITIONS
+    return [(row[0], row[1]) for row in session.execute(query, {"ente_id": ente_id, "iuv": iuv}).all()]
+
+
+# Built once: constructing a statement costs more than running it on this hot path (verify, getPayment).
+_POSITIONS = (select(Dovuto, TipoDovuto).outerjoin(TipoDovuto, TipoDovuto.id == Dovuto.tipo_dovuto_id)
+              .where(Dovuto.ente_id == bindparam("ente_id"), Dovuto.iuv == bindparam("iuv")).order_by(Dovuto.id))
+_POSITIONS_FOR_UPDATE = _POSITIONS.with_for_update(of=Dovuto)
 
 
 def pick(rows: Sequence[tuple[Dovuto, TipoDovuto | None]]) -> tuple[Dovuto, TipoDovuto | None] | None:

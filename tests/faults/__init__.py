@@ -1,0 +1,1 @@
+"""Fault injection: killed workers, a restarted database, an unreachable node, several gateways on one database."""

@@ -1,0 +1,1 @@
+"""Hostile input: malformed envelopes, wrong types, injection strings, another ente's identifiers."""
