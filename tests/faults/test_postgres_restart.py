@@ -223,3 +223,65 @@ def test_gateway_survives_a_postgres_restart_under_load(cluster: PrivateCluster,
         stored = Counter(session.scalars(select(Receipt.receipt_id).where(Receipt.ente_id == ente_id)))
     sent = {key for key, _, _ in out.answers["receipt"]}
     assert all(stored[key] == 1 for key in sent) and set(stored) == sent
+
+
+# --- database down: what a client gets, operation by operation -------------------------------------------------
+def _ente_envelope(operation: str, children: str) -> bytes:
+    return (f"<soapenv:Envelope xmlns:soapenv='http://schemas.xmlsoap.org/soap/envelope/'><soapenv:Body>"
+            f"<ppt:{operation} xmlns:ppt='http://www.regione.veneto.it/pagamenti/ente/'>{children}</ppt:{operation}>"
+            f"</soapenv:Body></soapenv:Envelope>").encode()
+
+
+class _DatabaseDown:
+    def __init__(self, cluster: PrivateCluster) -> None:
+        self.cluster = cluster
+
+    def __enter__(self) -> None:
+        self.cluster.pg_ctl("stop", "-m", "fast", "-w")
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.cluster.pg_ctl("start", "-w", "-l", str(self.cluster.base / "log"))
+
+
+def test_database_down_gives_contract_faults_then_recovers(cluster: PrivateCluster, pg_gateway: Any) -> None:
+    gw = pg_gateway
+    ente = create_ente(gw.db)
+    iuv, notice, _ = add_dovuto(gw.db, ente)
+    pafn, _ = _clients(gw)
+    with _DatabaseDown(cluster):
+        verify = pafn.paVerifyPaymentNotice(**ids(ente), qrCode={"fiscalCode": ente.fiscal_code, "noticeNumber": notice})
+        sent = pafn.paSendRTV2(**ids(ente), receipt=receipt(ente, notice, iuv, "150.00", receipt_id="R-DOWN"))
+        for answer in (verify, sent):
+            assert (answer.outcome, answer.fault.faultCode) == ("KO", "PAA_SYSTEM_ERROR")
+        for operation, children in (
+                ("paaSILChiediPagati", f"<codIpaEnte>{ente.cod_ipa}</codIpaEnte><password>{ente.password}</password>"
+                                       f"<idSession>x</idSession>"),
+                ("paaSILChiediPosizioniAperte", f"<password>{ente.password}</password><codIpaEnte>{ente.cod_ipa}"
+                                                f"</codIpaEnte>")):
+            raw = requests.post(gw.url + ENTE_PATH, data=_ente_envelope(operation, children), timeout=CALL_TIMEOUT,
+                                headers={"Content-Type": "text/xml"})
+            assert raw.status_code == 200 and f"{operation}Risposta".encode() in raw.content
+            assert b"<faultCode>PAA_SYSTEM_ERROR</faultCode>" in raw.content
+            assert b"Traceback" not in raw.content and b"psycopg" not in raw.content and b"<html" not in raw.content
+        assert requests.get(gw.url + "/healthz", timeout=10).status_code == 503
+    deadline = time.monotonic() + 10
+    while requests.get(gw.url + "/healthz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the gateway did not reconnect"
+        time.sleep(0.1)
+    assert pafn.paSendRTV2(**ids(ente), receipt=receipt(ente, notice, iuv, "150.00", receipt_id="R-DOWN")).outcome == "OK"
+    with gw.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Receipt).where(Receipt.receipt_id == "R-DOWN")) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="gateway/soap/common.py operation(): an unexpected error becomes "
+                   "faults.system_error(...) without id, and the ente contract's faultBean then lacks its required "
+                   "<id>: zeep (strict) cannot read the answer (XMLParseError: Unexpected element 'description', "
+                   "expected 'id')")
+def test_ente_system_error_is_readable_by_a_strict_client(cluster: PrivateCluster, pg_gateway: Any) -> None:
+    gw = pg_gateway
+    ente = create_ente(gw.db)
+    _, sil = _clients(gw, strict=True)
+    with _DatabaseDown(cluster):
+        answer = sil.paaSILImportaDovuto(password=ente.password, dovuto=versamento(iud="DOWN-1"), flagGeneraIuv=True,
+                                         _soapheaders={"header": {"codIpaEnte": ente.cod_ipa}})
+    assert answer.fault.faultCode == "PAA_SYSTEM_ERROR" and answer.fault.id == ente.cod_ipa
