@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,8 @@ def _server_cpu(cluster) -> float:  # noqa: ANN001
 def _run_child(kind: str, url: str, data_dir: Path, cluster, profile: str | None) -> dict[str, Any]:  # noqa: ANN001
     before = _server_cpu(cluster)
     command = [sys.executable, "-m", "bench.flussi_bench", "--child", kind, "--url", url, "--data-dir", str(data_dir)]
+    # e.g. FLUSSI_BENCH_WRAP="py-spy record -o /tmp/import.svg --" to sample every thread of the child.
+    command = shlex.split(os.environ.get("FLUSSI_BENCH_WRAP", "")) + command
     if profile:
         command += ["--profile", profile]
     env = dict(os.environ, ENTE_GATEWAY_LOG_LEVEL="WARNING")
@@ -276,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--million", action="store_true", help="N = 1,000,000")
     parser.add_argument("--bad", type=float, default=0.02, help="share of rows with a mistake")
-    parser.add_argument("--genera-iuv", type=float, default=0.1, help="share of rows asking for a generated IUV")
+    parser.add_argument("--genera-iuv", type=float, default=0.0,
+                        help="share of rows with flagGeneraIuv=true (each also renders an avviso PDF, ~15 ms)")
     parser.add_argument("--version", default="1_3", help="import tracciato")
     parser.add_argument("--export-version", default="1.3")
     parser.add_argument("--receipts", action="store_true", help="export with the receipt columns (rt base64)")

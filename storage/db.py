@@ -9,6 +9,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+READ_ONLY = "ente_gateway_read_only"
+
+
 def normalise_url(url: str) -> str:
     """postgresql:// and postgres:// URLs use psycopg 3, the only PostgreSQL driver installed."""
     for prefix in ("postgres://", "postgresql://"):
@@ -38,8 +41,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
-            # Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock at BEGIN so they queue instead of failing on upgrade; readers
+            # (Database.reading) use a deferred BEGIN: with WAL they never wait for a writer.
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         # pysqlite's own transaction handling would issue a deferred BEGIN first.
         @event.listens_for(engine, "connect")
@@ -71,6 +78,17 @@ class Database:
         """A session whose work is committed on success and rolled back on any exception."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it does not take the write lock (WAL readers run
+        alongside the writer); on PostgreSQL it is an ordinary transaction. Writing in it is a bug."""
+        with self.sessions() as session:
+            session.connection(execution_options={READ_ONLY: True})
+            with session.begin_nested() if session.in_transaction() else session.begin():
+                yield session
+            if session.in_transaction():
+                session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,28 +1,43 @@
 """One batch of import rows inside one transaction: validate, then insert / modify / annul by IUD.
 
 Every row is all-or-nothing: it either changes its dovuto or becomes an ImportRejection, both written in
-the caller's transaction. Existing dovuti and IUVs are looked up once per batch, inserts go in one
-executemany: that is where the rows/s come from.
+the caller's transaction. ``prepare`` does everything that needs no database (split, phase A and B, the
+row's column values), so the importer can run it for the next batch while this one is being written;
+``process_batch`` then looks existing dovuti and IUVs up once per batch and writes in bulk (COPY on
+PostgreSQL): that is where the rows/s come from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Union
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.flussi import bulk
 from gateway.flussi import rows as R
-from gateway.flussi.tracciati import ImportTracciato, quote_field, split_line
+from gateway.flussi.iuvs import IuvBlock
+from gateway.flussi.tracciati import ImportTracciato, split_line
 from gateway.payments import iuv as iuv_rules
 from gateway.payments import states
-from storage.models import Dovuto, DovutoTransition, Ente, ImportRejection, IuvCounter
+from storage.models import Dovuto, DovutoTransition, Ente, ImportRejection
 from storage.types import utcnow
 
 ACTOR = "flussi"
+_CENT = Decimal("0.01")
+_ACTIONS = frozenset(("I", "M", "A"))
+
+# The row's own columns, in this order in every prepared tuple (see _static).
+STATIC_COLUMNS = ("tipo_dovuto_id", "import_flow_id", "payer_type", "payer_code", "payer_name", "payer_address",
+                  "payer_civic", "payer_postal_code", "payer_city", "payer_province", "payer_country",
+                  "payer_email", "amount", "fee_ente", "due_date", "causale", "dati_specifici_riscossione",
+                  "tipo_versamento", "bilancio", "secondary")
+INSERT_COLUMNS = ("id", "ente_id", "iud", "state", "iuv", "notice_number", "iuv_generated", "created_at",
+                  "updated_at") + STATIC_COLUMNS
+TRANSITION_COLUMNS = ("dovuto_id", "from_state", "to_state", "at", "reason", "actor")
+REJECTION_COLUMNS = ("import_flow_id", "row_number", "raw_line", "code", "description")
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class BatchContext:
     tracciato: ImportTracciato
     tipi: dict[str, R.Tipo]
     reason: str
+    copy_text: bool = False  # PostgreSQL: prepare the rows' COPY text too (in the read-ahead thread)
 
 
 @dataclass
@@ -52,25 +68,67 @@ class _Existing:
     flow_id: int | None
 
 
-def _allocator():  # noqa: ANN202
-    """gateway.payments.iuv_allocator.allocate_iuv(session, ente) -> (iuv, notice) once it exists."""
-    try:
-        from gateway.payments.iuv_allocator import allocate_iuv
-    except ModuleNotFoundError:
-        return _fallback_allocate
-    return allocate_iuv
+@dataclass
+class Prepared:
+    """A row after the checks that need no database.
+
+    ``checked`` is phase B's verdict (None: no problem), or the exception it raised, re-raised only where
+    process_batch would have run phase B. ``static`` holds the STATIC_COLUMNS values of a row that passed;
+    ``iuv_head`` / ``iuv_tail`` its IUV-file line around the codIuv field, which is only known later.
+    """
+
+    number: int
+    raw: str
+    row: R.Row | R.Rejection
+    checked: Union[R.Rejection, Exception, None] = None
+    static: tuple | None = None
+    static_text: str = ""
+    iuv_head: str = ""
+    iuv_tail: str = ""
 
 
-def _fallback_allocate(session: Session, ente: Ente) -> tuple[str, str]:
-    # Same counter row and layout the shared allocator uses: one atomic increment in the caller's transaction.
-    value = session.scalar(update(IuvCounter).where(IuvCounter.ente_id == ente.id, IuvCounter.kind == "IUV17")
-                           .values(value=IuvCounter.value + 1).returning(IuvCounter.value))
-    if value is None:
-        session.add(IuvCounter(ente_id=ente.id, kind="IUV17", value=1))
-        session.flush()
-        value = 1
-    iuv = iuv_rules.make_iuv17(ente.segregation_code or "01", value)
-    return iuv, iuv_rules.notice_number(iuv)
+def _quoted(values: list[str]) -> str:
+    # quote_field inlined: this runs for every field of every accepted row.
+    return ";".join(['"' + v.replace('"', '\\"') + '"' if (";" in v or '"' in v) else v for v in values])
+
+
+def _static(context: BatchContext, row: R.Row) -> tuple:
+    secondary = None
+    if row.multi and row.secondary:
+        secondary = dict(row.secondary, amount=f"{row.secondary['amount']:.2f}")
+    return (row.tipo.id if row.tipo else None, context.flow_id, row.payer_type, row.payer_code, row.payer_name,
+            row.payer_address, row.payer_civic, row.payer_postal_code, row.payer_city, row.payer_province,
+            row.payer_country, row.payer_email, row.amount.quantize(_CENT),
+            row.fee.quantize(_CENT) if row.fee is not None else None, row.due_date, row.causale, row.dsr,
+            (row.tipo_versamento or "ALL").upper(), row.bilancio, secondary)
+
+
+def prepare(context: BatchContext, batch: list[tuple[int, str]]) -> list[Prepared]:
+    """Split and check every row of ``batch``; pure (no database), so it may run in another thread."""
+    out: list[Prepared] = []
+    tracciato, version, tipi, code = context.tracciato, context.version, context.tipi, context.application_code
+    width = tracciato.width
+    for number, raw in batch:
+        row = R.phase_a(tracciato, number, raw, split_line(raw))
+        item = Prepared(number, raw, row)
+        out.append(item)
+        if not isinstance(row, R.Row) or row.azione not in _ACTIONS:
+            continue
+        try:
+            item.checked = R.phase_b(row, version=version, tipi=tipi, application_code=code)
+            if item.checked is None:
+                item.static = _static(context, row)
+                if context.copy_text:
+                    item.static_text = bulk.copy_line(item.static)
+                fields = list(row.fields[:width])
+                fields[13] = f"{row.amount:.2f}"
+                if row.fee is not None:
+                    fields[14] = f"{row.fee:.2f}"
+                item.iuv_head = _quoted(fields[:1])
+                item.iuv_tail = _quoted(fields[2:])
+        except Exception as exc:  # noqa: BLE001 - kept for the moment phase B would have raised it
+            item.checked = exc
+    return out
 
 
 def _notice(iuv: str | None, application_code: str | None) -> str | None:
@@ -82,152 +140,148 @@ def _notice(iuv: str | None, application_code: str | None) -> str | None:
         return None  # IUV25 (RF) positions have no 18-digit notice number
 
 
-def _reject(session_rows: list[dict[str, Any]], context: BatchContext, row_number: int, raw: str, code: str,
-            description: str) -> None:
-    session_rows.append({"import_flow_id": context.flow_id, "row_number": row_number, "raw_line": raw,
-                         "code": code[:100], "description": description[:512]})
+def _existing(session: Session, ente_id: int, iuds: list[str]) -> dict[str, _Existing]:
+    # FOR UPDATE: a payment must not start on a position this batch modifies or annuls.
+    columns = (Dovuto.id, Dovuto.iud, Dovuto.state, Dovuto.iuv, Dovuto.import_flow_id)
+    found: dict[str, _Existing] = {}
+    for condition in bulk.member_of(session, Dovuto.iud, iuds):
+        query = select(*columns).where(Dovuto.ente_id == ente_id, condition).with_for_update()
+        found.update({iud: _Existing(i, s, v, f) for i, iud, s, v, f in session.execute(query)})
+    return found
 
 
-def _iuv_line(context: BatchContext, row: R.Row, iuv: str | None) -> str:
-    fields = list(row.fields[: context.tracciato.width])
-    fields[1] = iuv or ""
-    fields[13] = f"{row.amount:.2f}"
-    if row.fee is not None:
-        fields[14] = f"{row.fee:.2f}"
-    return ";".join(quote_field(value) for value in fields)
-
-
-def _values(context: BatchContext, row: R.Row) -> dict[str, Any]:
-    secondary = None
-    if row.multi and row.secondary:
-        secondary = dict(row.secondary, amount=f"{row.secondary['amount']:.2f}")
-    return {
-        "tipo_dovuto_id": row.tipo.id if row.tipo else None, "import_flow_id": context.flow_id,
-        "payer_type": row.payer_type, "payer_code": row.payer_code, "payer_name": row.payer_name,
-        "payer_address": row.payer_address, "payer_civic": row.payer_civic, "payer_postal_code": row.payer_postal_code,
-        "payer_city": row.payer_city, "payer_province": row.payer_province, "payer_country": row.payer_country,
-        "payer_email": row.payer_email, "amount": row.amount.quantize(Decimal("0.01")),
-        "fee_ente": row.fee.quantize(Decimal("0.01")) if row.fee is not None else None, "due_date": row.due_date,
-        "causale": row.causale, "dati_specifici_riscossione": row.dsr,
-        "tipo_versamento": (row.tipo_versamento or "ALL").upper(), "bilancio": row.bilancio, "secondary": secondary,
-    }
-
-
-def process_batch(session: Session, context: BatchContext, batch: list[tuple[int, str]]) -> BatchResult:
-    result = BatchResult()
-    parsed: list[R.Row | tuple[int, str, R.Rejection]] = []
-    for number, raw in batch:
-        outcome = R.phase_a(context.tracciato, number, raw, split_line(raw))
-        parsed.append(outcome if isinstance(outcome, R.Row) else (number, raw, outcome))
-    candidates = [item for item in parsed if isinstance(item, R.Row)]
-    iuds = {row.iud for row in candidates}
-    existing: dict[str, _Existing] = {}
-    if iuds:
-        # FOR UPDATE: a payment must not start on a position this batch modifies or annuls.
-        query = (select(Dovuto.id, Dovuto.iud, Dovuto.state, Dovuto.iuv, Dovuto.import_flow_id)
-                 .where(Dovuto.ente_id == context.ente_id, Dovuto.iud.in_(iuds)).with_for_update())
-        existing = {iud: _Existing(i, s, v, f) for i, iud, s, v, f in session.execute(query)}
-    given = {row.iuv for row in candidates if row.iuv}
+def _taken(session: Session, ente_id: int, iuvs: list[str]) -> dict[str, str]:
     taken: dict[str, str] = {}
-    if given:
-        taken = dict(session.execute(select(Dovuto.iuv, Dovuto.iud).where(Dovuto.ente_id == context.ente_id,
-                                                                           Dovuto.iuv.in_(given))).all())
-    allocate = None
-    ente: Ente | None = None
+    for condition in bulk.member_of(session, Dovuto.iuv, iuvs):
+        taken.update(session.execute(select(Dovuto.iuv, Dovuto.iud).where(Dovuto.ente_id == ente_id, condition)).all())
+    return taken
+
+
+def process_batch(session: Session, context: BatchContext,
+                  batch: list[tuple[int, str]] | list[Prepared]) -> BatchResult:
+    """Apply one batch (raw lines, or what ``prepare`` made of them) in the caller's transaction."""
+    items: list[Prepared] = batch if batch and isinstance(batch[0], Prepared) else prepare(context, batch)  # type: ignore[assignment,arg-type]
+    result = BatchResult()
+    candidates = [item.row for item in items if isinstance(item.row, R.Row)]
+    existing = _existing(session, context.ente_id, list({row.iud for row in candidates})) if candidates else {}
+    given = list({row.iuv for row in candidates if row.iuv})
+    taken = _taken(session, context.ente_id, given) if given else {}
+    block: IuvBlock | None = None
     now = utcnow()
+    flow_id = context.flow_id
     accepted: set[str] = set()
-    inserts: list[dict[str, Any]] = []
-    insert_rows: list[R.Row] = []
+    inserts: list[tuple] = []  # (row number, iud, iuv, notice, generated, static)
     updates: list[dict[str, Any]] = []
     annuls: dict[int, int] = {}  # dovuto id -> row number
-    rejections: list[dict[str, Any]] = []
+    rejections: list[tuple] = []
+    iuv_lines = result.iuv_lines
+    avvisi = result.avvisi_iuds
 
-    for item in parsed:
-        if not isinstance(item, R.Row):
-            number, raw, rejection = item
-            _reject(rejections, context, number, raw, rejection.code, rejection.description)
+    def reject(number: int, raw: str, code: str, description: str) -> None:
+        rejections.append((flow_id, number, raw, code[:100], description[:512]))
+
+    for item in items:
+        row = item.row
+        if not isinstance(row, R.Row):
+            reject(item.number, item.raw, row.code, row.description)
             continue
-        row = item
-        found = existing.get(row.iud)
-        if row.iud in accepted or (found is not None and found.flow_id == context.flow_id):
-            _reject(rejections, context, row.number, row.raw, R.IUD_DUPLICATO, R.IUD_DUPLICATO_TEXT)
+        iud = row.iud
+        found = existing.get(iud)
+        if iud in accepted or (found is not None and found.flow_id == flow_id):
+            reject(row.number, row.raw, R.IUD_DUPLICATO, R.IUD_DUPLICATO_TEXT)
             continue
-        if row.azione not in ("I", "M", "A"):
-            _reject(rejections, context, row.number, row.raw, R.AZIONE_CODE,
-                    "|Errore sintassi CSV campo azione. Valori ammessi: I, M, A")
+        if row.azione not in _ACTIONS:
+            reject(row.number, row.raw, R.AZIONE_CODE, "|Errore sintassi CSV campo azione. Valori ammessi: I, M, A")
             continue
-        rejection = R.phase_b(row, version=context.version, tipi=context.tipi, application_code=context.application_code)
-        if rejection is not None:
-            _reject(rejections, context, row.number, row.raw, rejection.code, rejection.description)
+        checked = item.checked
+        if isinstance(checked, Exception):
+            raise checked
+        if checked is not None:
+            reject(row.number, row.raw, checked.code, checked.description)
             continue
         iuv = row.iuv
         if row.azione == "I":
             if found is not None:
-                _reject(rejections, context, row.number, row.raw, R.IMPORT_ERROR,
-                        f"|IUD {row.iud} già presente per l'ente")
+                reject(row.number, row.raw, R.IMPORT_ERROR, f"|IUD {iud} già presente per l'ente")
                 continue
         else:
             if found is None:
-                _reject(rejections, context, row.number, row.raw, R.IMPORT_ERROR, f"|Dovuto non trovato per IUD {row.iud}")
+                reject(row.number, row.raw, R.IMPORT_ERROR, f"|Dovuto non trovato per IUD {iud}")
                 continue
             if found.state not in states.PAYABLE:
-                _reject(rejections, context, row.number, row.raw, R.IMPORT_ERROR,
-                        f"|Dovuto con IUD {row.iud} non modificabile nello stato {found.state}")
+                reject(row.number, row.raw, R.IMPORT_ERROR,
+                       f"|Dovuto con IUD {iud} non modificabile nello stato {found.state}")
                 continue
             if row.azione == "M" and iuv and found.iuv and iuv != found.iuv:
-                _reject(rejections, context, row.number, row.raw, R.IMPORT_ERROR,
-                        f"|IUV del dovuto {row.iud} non modificabile")
+                reject(row.number, row.raw, R.IMPORT_ERROR, f"|IUV del dovuto {iud} non modificabile")
                 continue
             iuv = iuv or found.iuv
         if row.azione != "A":
-            if row.iuv and row.iuv != (found.iuv if found else None) and taken.get(row.iuv, row.iud) != row.iud:
-                _reject(rejections, context, row.number, row.raw, R.IMPORT_ERROR, f"|IUV {row.iuv} già presente per l'ente")
+            if row.iuv and row.iuv != (found.iuv if found else None) and taken.get(row.iuv, iud) != iud:
+                reject(row.number, row.raw, R.IMPORT_ERROR, f"|IUV {row.iuv} già presente per l'ente")
                 continue
             generated = False
             if not iuv and row.genera_iuv:
-                if allocate is None:
-                    allocate, ente = _allocator(), session.get(Ente, context.ente_id)
-                iuv, _ = allocate(session, ente)
+                if block is None:
+                    ente = session.get(Ente, context.ente_id)
+                    assert ente is not None
+                    block = IuvBlock(session, ente)
+                iuv, _ = block.next()
                 generated = True
             if iuv:
-                taken[iuv] = row.iud
-            values = _values(context, row)
-            values.update(iuv=iuv, notice_number=_notice(iuv, context.application_code), updated_at=now)
+                taken[iuv] = iud
+            notice = _notice(iuv, context.application_code)
             if row.azione == "I":
-                values.update(iud=row.iud, ente_id=context.ente_id, state=states.INSERIMENTO_DOVUTO,
-                              iuv_generated=generated, created_at=now)
-                inserts.append(values)
-                insert_rows.append(row)
+                inserts.append((row.number, iud, iuv, notice, generated, item))
             else:
-                values["id"] = found.id  # type: ignore[union-attr]
+                values = dict(zip(STATIC_COLUMNS, item.static))  # type: ignore[arg-type]
+                values.update(iuv=iuv, notice_number=notice, updated_at=now, id=found.id)  # type: ignore[union-attr]
                 if generated:
                     values["iuv_generated"] = True
                 updates.append(values)
             if row.genera_iuv and iuv:
-                result.avvisi_iuds.append(row.iud)
+                avvisi.append(iud)
         else:
             annuls[found.id] = row.number  # type: ignore[union-attr]
-        accepted.add(row.iud)
-        result.iuv_lines.append(_iuv_line(context, row, iuv))
+        accepted.add(iud)
+        iuv_lines.append(item.iuv_head + ";" + _quoted([iuv or ""]) + ";" + item.iuv_tail)
 
+    if block is not None:
+        block.close()
     if inserts:
-        ids = bulk.insert_many(session, Dovuto.__table__, inserts, with_ids=True)
-        # Creation audit rows in bulk: the same rows states.record_creation writes one at a time.
-        bulk.insert_many(session, DovutoTransition.__table__, [
-            {"dovuto_id": dovuto_id, "from_state": None, "to_state": states.INSERIMENTO_DOVUTO, "at": now,
-             "reason": f"{context.reason} riga {row.number}"[:255], "actor": ACTOR}
-            for dovuto_id, row in zip(ids, insert_rows)])
+        _insert(session, context, inserts, now)
     if updates:
-        for keys in {tuple(sorted(u)) for u in updates}:  # executemany needs one key set per statement
-            session.execute(update(Dovuto), [u for u in updates if tuple(sorted(u)) == keys])
+        bulk.update_by_id(session, Dovuto, updates)
     if annuls:
         for dovuto in session.scalars(select(Dovuto).where(Dovuto.id.in_(annuls))):
             states.move_dovuto(session, dovuto, states.ANNULLATO, actor=ACTOR,
                                reason=f"{context.reason} riga {annuls[dovuto.id]}")
-            dovuto.import_flow_id = context.flow_id
+            dovuto.import_flow_id = flow_id
         session.flush()
     if rejections:
-        bulk.insert_many(session, ImportRejection.__table__, rejections)
+        bulk.copy_rows(session, ImportRejection.__table__, REJECTION_COLUMNS, rejections)
     result.rejected = len(rejections)
-    result.imported = len(batch) - len(rejections)
+    result.imported = len(items) - len(rejections)
     return result
+
+
+def _insert(session: Session, context: BatchContext, inserts: list[tuple], now) -> None:  # noqa: ANN001
+    """New dovuti and their creation audit rows (what states.record_creation writes one at a time)."""
+    ids = bulk.new_ids(session, Dovuto.__table__, len(inserts))
+    ente_id, state, reason = context.ente_id, states.INSERIMENTO_DOVUTO, context.reason
+    if context.copy_text and bulk.is_postgres(session):
+        at = now.isoformat()
+        line = bulk.copy_line
+        bulk.copy_text(session, "dovuto", INSERT_COLUMNS, [
+            line((new_id, ente_id, iud, state, iuv, notice, generated, at, at)) + "\t" + item.static_text
+            for new_id, (_, iud, iuv, notice, generated, item) in zip(ids, inserts)])
+        bulk.copy_text(session, "dovuto_transition", TRANSITION_COLUMNS, [
+            line((new_id, None, state, at, f"{reason} riga {number}"[:255], ACTOR))
+            for new_id, (number, *_) in zip(ids, inserts)])
+        return
+    bulk.copy_rows(session, Dovuto.__table__, INSERT_COLUMNS, [
+        (new_id, ente_id, iud, state, iuv, notice, generated, now, now) + item.static
+        for new_id, (_, iud, iuv, notice, generated, item) in zip(ids, inserts)])
+    bulk.copy_rows(session, DovutoTransition.__table__, TRANSITION_COLUMNS, [
+        (new_id, None, state, now, f"{reason} riga {number}"[:255], ACTOR)
+        for new_id, (number, *_) in zip(ids, inserts)])

@@ -35,7 +35,7 @@ def flussi() -> None:
 @flussi.command("import", help="Import FILE (<codIpa>-<IUF>-<version>.zip) for an ente and wait for the result.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--cod-ipa", required=True)
-@click.option("--batch-size", default=2000, show_default=True, type=int)
+@click.option("--batch-size", default=10000, show_default=True, type=int)
 @click.pass_context
 def import_command(ctx: click.Context, file: Path, cod_ipa: str, batch_size: int) -> None:
     from gateway.enti.registry import RegistryError, get_ente

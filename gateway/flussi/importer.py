@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from gateway import logs
 from gateway.flussi import archive, bookings, files, outputs
-from gateway.flussi.batch import BatchContext, process_batch
+from gateway.flussi.batch import BatchContext, Prepared, prepare, process_batch
+from gateway.flussi.readahead import read_ahead
 from gateway.flussi.rows import Tipo
 from gateway.flussi.tracciati import IMPORT_VERSIONS, TRACCIATI, split_line
 from gateway.settings import Settings
@@ -28,7 +29,9 @@ from storage.types import utcnow
 
 log = logs.get_logger(__name__)
 
-BATCH_SIZE = 2000
+# Rows per committed transaction: large enough that per-batch round trips vanish, small enough that a
+# crash loses little work and memory stays a few batches (the next one is prepared while this one is written).
+BATCH_SIZE = 10000
 IN_PROGRESS_WINDOW = timedelta(hours=24)
 CODIFICA_ERR = "PAA_IMPORT_CODIFICA_ERR"
 INTESTAZIONE_ERR = "PAA_IMPORT_INTESTAZIONE_ERR"
@@ -175,7 +178,8 @@ def _context(session: Session, flow: ImportFlow) -> BatchContext:
             for t in session.scalars(select(TipoDovuto).where(TipoDovuto.ente_id == ente.id))}
     return BatchContext(flow_id=flow.id, ente_id=ente.id, application_code=ente.application_code,
                         version=flow.version or "1_0", tracciato=TRACCIATI[flow.version or "1_0"], tipi=tipi,
-                        reason=f"import flusso {flow.iuf}")
+                        reason=f"import flusso {flow.iuf}",
+                        copy_text=session.get_bind().dialect.name == "postgresql")
 
 
 def run_import(database: Database, settings: Settings, flow_id: int, *, progress: Progress | None = None,
@@ -203,36 +207,43 @@ def run_import(database: Database, settings: Settings, flow_id: int, *, progress
         if int(stale.name[:12]) > done:  # written by a batch that never committed
             stale.unlink()
     beat = time.monotonic()
-    batch: list[tuple[int, str]] = []
+    # The next batch is split and checked in a thread while this one is written (see readahead).
+    prepared = read_ahead(prepare(context, batch) for batch in _batches(data_rows(upload, member, done), batch_size))
     try:
-        for item in data_rows(upload, member, done):
-            batch.append(item)
-            if len(batch) >= batch_size:
-                done = _commit(database, context, batch, done, parts)
-                batch = []
-                if progress:
-                    progress(done, total)
-                if heartbeat and time.monotonic() - beat > 30:
-                    heartbeat()
-                    beat = time.monotonic()
-        if batch:
-            done = _commit(database, context, batch, done, parts)
+        for items in prepared:
+            done = _commit(database, context, items, done, parts)
             if progress:
                 progress(done, total)
+            if heartbeat and time.monotonic() - beat > 30:
+                heartbeat()
+                beat = time.monotonic()
     except FlowError as error:  # the file changed under us since the scan: stop where we are
         _abort(database, flow_id, error.code)
         return _summary(database, flow_id)
+    finally:
+        prepared.close()
     _finish(database, settings, flow_id, output, parts, upload, member)
     return _summary(database, flow_id)
 
 
-def _commit(database: Database, context: BatchContext, batch: list[tuple[int, str]], done: int, parts: Path) -> int:
+def _batches(rows: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    batch: list[tuple[int, str]] = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _commit(database: Database, context: BatchContext, items: list[Prepared], done: int, parts: Path) -> int:
     with database.transaction() as session:
-        result = process_batch(session, context, batch)
-        start = batch[0][0]
+        result = process_batch(session, context, items)
+        start = items[0].number
         outputs.write_part(parts, start, ".iuv", result.iuv_lines)
         outputs.write_part(parts, start, ".avv", result.avvisi_iuds)
-        last = batch[-1][0]
+        last = items[-1].number
         # Compare-and-set on the resume point: a second worker on the same flow makes this batch roll back.
         changed = session.execute(update(ImportFlow).where(ImportFlow.id == context.flow_id,
                                                            ImportFlow.last_row_done == done).values(

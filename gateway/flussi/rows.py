@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from operator import gt as _gt
 from typing import Any
 
 from gateway.flussi.places import COUNTRIES, PROVINCES
@@ -40,6 +41,11 @@ _CF_ODD = dict(zip("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
                     12, 14, 16, 10, 22, 25, 24, 23)))
 _CF_EVEN = {c: (int(c) if c.isdigit() else ord(c) - 65) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 _DAY = str.maketrans("LMNPQRSTUV", "0123456789")
+_CF_ODD_BYTES = str.maketrans({c: chr(v) for c, v in _CF_ODD.items()})
+_CF_EVEN_BYTES = str.maketrans({c: chr(v) for c, v in _CF_EVEN.items()})
+_ELEVEN_DIGITS = re.compile(r"[0-9]{11}")
+_LUHN_DOUBLE = str.maketrans("0123456789", "".join(chr(sum(divmod(2 * d, 10))) for d in range(10)))
+_LUHN_SINGLE = str.maketrans("0123456789", "".join(chr(d) for d in range(10)))
 
 
 @dataclass(frozen=True)
@@ -116,36 +122,72 @@ def _flag(text: str) -> bool | None:
     return True if lowered == "true" else False if lowered in ("false", "") else None
 
 
-def phase_a(tracciato: ImportTracciato, number: int, raw: str, fields: list[str]) -> Row | Rejection:
-    """MyPay's leggiVerificaRiga: every syntax problem of the row in one PAA_IMPORT_SINTASSI_CSV message."""
-    width = tracciato.width
-    if len(fields) < width:
-        return Rejection(SINTASSI, "|" + GENERIC_READ_ERROR)
-    problems: list[str] = []
-    if len(fields) > width:
-        problems.append("Too many columns")
+@dataclass(frozen=True)
+class _Layout:
+    """Where each named column sits in one tracciato, and its limits as flat tuples, computed once per version."""
+
+    width: int
+    max_lengths: tuple[int, ...]
+    mandatory: tuple[int, ...]
+    at: dict[str, int]
+
+
+_LAYOUTS: dict[str, _Layout] = {}
+
+
+def _layout(tracciato: ImportTracciato) -> _Layout:
+    layout = _LAYOUTS.get(tracciato.version)
+    if layout is None or layout.width != tracciato.width:
+        layout = _Layout(tracciato.width, tuple(c.max_length for c in tracciato.columns),
+                         tuple(c.index for c in tracciato.columns if c.mandatory),
+                         {c.name: c.index for c in tracciato.columns})
+        _LAYOUTS[tracciato.version] = layout
+    return layout
+
+
+def _column_problems(tracciato: ImportTracciato, fields: list[str], problems: list[str]) -> None:
     for column in tracciato.columns:
         value = fields[column.index]
         if column.mandatory and not value:
             problems.append(f"{column.label} NON PRESENTE")
         elif len(value) > column.max_length:
             problems.append(f"{column.label} TROPPO GRANDE")
-    get = dict(zip(tracciato.names, fields))
-    amount = _number(get["importoDovuto"]) if get["importoDovuto"] else None
-    if get["importoDovuto"] and amount is None:
-        problems.append(f"IMPORTO_DOVUTO NON CONFROME: {get['importoDovuto']}")  # sic, MyPay's spelling
-    fee = _number(get["commissioneCaricoPa"]) if get["commissioneCaricoPa"] else None
-    if get["commissioneCaricoPa"] and fee is None:
-        problems.append(f"COMMISSIONE_CARICO_PA NON CONFROME: {get['commissioneCaricoPa']}")
-    due = _date(get["dataScadenzaPagamento"]) if get["dataScadenzaPagamento"] else None
-    if get["dataScadenzaPagamento"] and due is None:
+
+
+def phase_a(tracciato: ImportTracciato, number: int, raw: str, fields: list[str]) -> Row | Rejection:
+    """MyPay's leggiVerificaRiga: every syntax problem of the row in one PAA_IMPORT_SINTASSI_CSV message."""
+    layout = _layout(tracciato)
+    width = layout.width
+    if len(fields) < width:
+        return Rejection(SINTASSI, "|" + GENERIC_READ_ERROR)
+    problems: list[str] = []
+    if len(fields) > width:
+        problems.append("Too many columns")
+    # The common case in C (map/all): only a row with a missing or too long field walks the columns.
+    if any(map(_gt, map(len, fields), layout.max_lengths)) or not all([fields[i] for i in layout.mandatory]):
+        _column_problems(tracciato, fields, problems)
+    at = layout.at
+    text = fields[at["importoDovuto"]]
+    amount = _number(text) if text else None
+    if text and amount is None:
+        problems.append(f"IMPORTO_DOVUTO NON CONFROME: {text}")  # sic, MyPay's spelling
+    text = fields[at["commissioneCaricoPa"]]
+    fee = _number(text) if text else None
+    if text and fee is None:
+        problems.append(f"COMMISSIONE_CARICO_PA NON CONFROME: {text}")
+    text = fields[at["dataScadenzaPagamento"]]
+    due = _date(text) if text else None
+    if text and due is None:
         problems.append("dataScadenzaPagamento:wrong DATE pattern or wrong DATE data")
-    genera = _flag(get.get("flagGeneraIuv", ""))
+    index = at.get("flagGeneraIuv")
+    genera = _flag(fields[index] if index is not None else "")
     if genera is None:
         problems.append("FLAG_GENERA_IUV NON CONFORME")
-    multi = _flag(get.get("flagMultiBeneficiario", ""))
+    index = at.get("flagMultiBeneficiario")
+    multi = _flag(fields[index] if index is not None else "")
     if multi is None:
         problems.append("FLAG_MULTI_BENEFICIARIO NON CONFORME")
+    get = dict(zip(tracciato.names, fields)) if multi else {}
     secondary_amount = None
     if multi and get["importoVersamentoEnteSecondario"]:
         secondary_amount = _number(get["importoVersamentoEnteSecondario"])
@@ -166,16 +208,15 @@ def phase_a(tracciato: ImportTracciato, number: int, raw: str, fields: list[str]
             "causale": get["causaleVersamentoEnteSecondario"] or None,
             "amount": secondary_amount,
         }
+    bilancio = at.get("bilancio")
     return Row(
-        number=number, raw=raw, fields=fields, azione=get["azione"], iud=get["IUD"], iuv=get["codIuv"] or None,
-        payer_type=get["tipoIdentificativoUnivoco"].upper(), payer_code=get["codiceIdentificativoUnivoco"].upper(),
-        payer_name=get["anagraficaPagatore"], payer_address=get["indirizzoPagatore"] or None,
-        payer_civic=get["civicoPagatore"] or None, payer_postal_code=get["capPagatore"] or None,
-        payer_city=get["localitaPagatore"] or None, payer_province=get["provinciaPagatore"].upper() or None,
-        payer_country=get["nazionePagatore"].upper() or None, payer_email=get["emailPagatore"] or None,
-        due_date=due, amount=amount, fee=fee,  # type: ignore[arg-type]  # mandatory: checked above
-        tipo_code=get["tipoDovuto"], tipo_versamento=get["tipoVersamento"] or None,
-        causale=get["causaleVersamento"], dsr=get["datiSpecificiRiscossione"], bilancio=get.get("bilancio") or None,
+        number=number, raw=raw, fields=fields, azione=fields[at["azione"]], iud=fields[0], iuv=fields[1] or None,
+        payer_type=fields[2].upper(), payer_code=fields[3].upper(), payer_name=fields[4],
+        payer_address=fields[5] or None, payer_civic=fields[6] or None, payer_postal_code=fields[7] or None,
+        payer_city=fields[8] or None, payer_province=fields[9].upper() or None, payer_country=fields[10].upper() or None,
+        payer_email=fields[11] or None, due_date=due, amount=amount, fee=fee,  # type: ignore[arg-type]  # mandatory
+        tipo_code=fields[15], tipo_versamento=fields[16] or None, causale=fields[17], dsr=fields[18],
+        bilancio=(fields[bilancio] or None) if bilancio is not None else None,
         genera_iuv=bool(genera), multi=bool(multi), secondary=secondary)
 
 
@@ -203,8 +244,19 @@ def _personal_cf_ok(code: str) -> bool:
     day = int(code[9:11].translate(_DAY))
     if not (1 <= day <= 31 or 41 <= day <= 71):
         return False
-    total = sum(_CF_ODD[c] for c in code[0:15:2]) + sum(_CF_EVEN[c] for c in code[1:15:2])
+    # Each character mapped to its weight as one byte, summed in C.
+    total = sum(code[0:15:2].translate(_CF_ODD_BYTES).encode("latin-1")) + \
+        sum(code[1:15:2].translate(_CF_EVEN_BYTES).encode("latin-1"))
     return chr(65 + total % 26) == code[15]
+
+
+def _piva_ok(code: str) -> bool:
+    """identifiers.is_valid_partita_iva (11 ASCII digits, Luhn check) without stdnum's per-digit Python loop."""
+    if not _ELEVEN_DIGITS.fullmatch(code):
+        return False
+    # Luhn from the right: the check digit and every other one as is, the ones between doubled (digit sum).
+    return (sum(code[0::2].translate(_LUHN_SINGLE).encode("latin-1"))
+            + sum(code[1::2].translate(_LUHN_DOUBLE).encode("latin-1"))) % 10 == 0
 
 
 def _payer_ok(tipo: str, code: str, anonimo: bool) -> bool:
@@ -212,16 +264,22 @@ def _payer_ok(tipo: str, code: str, anonimo: bool) -> bool:
         return True
     if tipo == "F" and len(code) == 16:
         return _personal_cf_ok(code)
+    if tipo == "G":
+        return _piva_ok(code)
     return identifiers.payer_id_fault(tipo, code, anonimo) is None
 
 
 def _address_ok(text: str) -> bool:
+    if text.isascii():
+        # Every ASCII character is either kept by _ADDRESS_KEEP or turned into a space: always printable.
+        return True
     stripped = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
     return all(32 <= ord(c) <= 126 for c in _ADDRESS_KEEP.sub(" ", stripped))
 
 
 def _civic_ok(text: str) -> bool:
-    return all(32 <= ord(c) <= 126 for c in text)
+    # Within ASCII, printable is exactly 32..126 (controls and DEL are not).
+    return text.isascii() and text.isprintable()
 
 
 def _amount_ok(amount: Decimal | None, *, zero_ok: bool = False) -> bool:

@@ -100,13 +100,19 @@ def split_line(line: str) -> list[str]:
     fields: list[str] = []
     pending: str | None = None
     for piece in pieces:
+        if '"' not in piece:
+            # No quote in this piece: the parity of the quotes so far does not change (this runs per field).
+            if pending is None:
+                fields.append(piece.strip())
+            else:
+                pending = pending + ";" + piece
+            continue
         current = piece if pending is None else pending + ";" + piece
         # An odd number of unescaped quotes so far: the `;` we split on was inside a quoted field.
         if (current.count('"') - current.count('\\"')) % 2:
             pending = current
         else:
-            current = current.strip()
-            fields.append(_unquote(current) if '"' in current else current)
+            fields.append(_unquote(current.strip()))
             pending = None
     if pending is not None:
         fields.append(_unquote(pending.strip()))

@@ -127,10 +127,11 @@ def check_station(session: Session, runtime: Runtime, call: NodeCall) -> EnteOnN
 
 
 @contextmanager
-def _node_call(runtime: Runtime, operation: str, id_pa: str | None) -> Iterator[Session]:
+def _node_call(runtime: Runtime, operation: str, id_pa: str | None, *, read_only: bool = False) -> Iterator[Session]:
     """One transaction per call; an unexpected error becomes PAA_SYSTEM_ERROR (the node retries), never a trace."""
     try:
-        with runtime.database.transaction() as session:
+        database = runtime.database
+        with (database.reading() if read_only else database.transaction()) as session:
             yield session
     except faults.Fault:
         raise
@@ -142,7 +143,7 @@ def _node_call(runtime: Runtime, operation: str, id_pa: str | None) -> Iterator[
 
 def verify_notice(runtime: Runtime, call: NodeCall, fiscal_code: str, notice_number: str) -> PaymentOption:
     """paVerifyPaymentNotice: describe the payable position, change nothing."""
-    with _node_call(runtime, "paVerifyPaymentNotice", call.id_pa) as session:
+    with _node_call(runtime, "paVerifyPaymentNotice", call.id_pa, read_only=True) as session:
         ente = check_station(session, runtime, call)
         dovuto, tipo = notices.find_payable(session, ente, fiscal_code, notice_number, today=_today())
         return notices.payment_option(ente, dovuto, tipo)

@@ -71,6 +71,16 @@ def build_application(services: Iterable[type], tns: str, name: str) -> Applicat
 FaultMapper = Callable[[type, faults.Fault, Any], Any]
 
 
+def _caller_id(ctx: Any, request: Any) -> str:
+    """Who the fault is about: the ente or dominio named in the body or in the SOAP header."""
+    for source in (request, *(ctx.in_header if isinstance(ctx.in_header, (list, tuple)) else (ctx.in_header,))):
+        for field in ("codIpaEnte", "idPA", "identificativoDominio"):
+            value = getattr(source, field, None)
+            if isinstance(value, str) and value:
+                return value
+    return ""
+
+
 def operation(request_type: type, response_type: type, *, service: str,
               fault_response: FaultMapper, header: type | None = None,
               request_element: str | None = None, response_element: str | None = None) -> Callable:
@@ -101,7 +111,7 @@ def operation(request_type: type, response_type: type, *, service: str,
             except Exception:  # noqa: BLE001 - the contract answers PAA_SYSTEM_ERROR, never a stack trace
                 log.exception("unexpected error")
                 metrics.FAULTS.labels(service, name, faults.PAA_SYSTEM_ERROR).inc()
-                fault = faults.system_error("Errore interno del gateway")
+                fault = faults.system_error("Errore interno del gateway", _caller_id(ctx, request))
                 return fault_response(response_type, fault, request)
             finally:
                 metrics.LATENCY.labels(service, name).observe(time.perf_counter() - started)

@@ -546,7 +546,8 @@ HEADER = (intestazionePPT,)
 # --- faults ----------------------------------------------------------------------------------------
 
 def fault_bean(fault: faults.Fault, default_id: str | None = None) -> faultBean:
-    return faultBean(faultCode=fault.code, faultString=fault.string, id=fault.id or default_id,
+    # ``id`` is mandatory in the contract: a strict client refuses a faultBean without it.
+    return faultBean(faultCode=fault.code, faultString=fault.string, id=fault.id or default_id or "",
                      description=fault.description, serial=fault.serial)
 
 

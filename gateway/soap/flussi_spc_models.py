@@ -113,7 +113,7 @@ OPERATIONS: dict[str, Operation] = {
 
 
 def fault_bean(fault: faults.Fault, default_id: str | None = None) -> faultBean:
-    return faultBean(faultCode=fault.code, faultString=fault.string, id=fault.id or default_id,
+    return faultBean(faultCode=fault.code, faultString=fault.string, id=fault.id or default_id or "",
                      description=fault.description, serial=fault.serial)
 
 

@@ -112,7 +112,8 @@ def read_request(root: etree._Element, version: str) -> ReceiptRequest:
         psp_name=read.text(r["PSPCompanyName"]), channel_id=read.text(r["idChannel"]), payer=_subject(r.get("payer")),
         payment_method=read.opt_text(r, "paymentMethod"), fee=read.opt_decimal(r, "fee"),
         payment_datetime=read.opt_datetime(r, "paymentDateTime"), application_date=read.opt_date(r, "applicationDate"),
-        transfer_date=read.opt_date(r, "transferDate"), stand_in=read.boolean(stand_in) if stand_in is not None else False,
+        transfer_date=read.opt_date(r, "transferDate"),
+        stand_in=read.boolean(stand_in) if stand_in is not None else False,
         metadata=_metadata(r.get("metadata")),
         # The receipt as it arrived, serialised as the Spyne path does (same parser options, same tree).
         raw=etree.tostring(element, encoding="UTF-8"))
