@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for one benchmark run (initdb + pg_ctl, as tests/conftest.py does)."""
+"""A throwaway PostgreSQL cluster (initdb + pg_ctl in a temporary folder) for benchmarks and tests."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class Cluster:
     base: Path
     port: int
     run_as: list[str]
+    options: str = ""
 
     @property
     def datadir(self) -> Path:
@@ -58,21 +59,25 @@ class Cluster:
         except (OSError, ValueError, IndexError):
             return None
 
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(self.run_as + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args], check=True,
+                       capture_output=True, timeout=60)
+
     def stop(self) -> None:
         subprocess.run(self.run_as + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
                                       "stop"], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_cluster() -> Cluster:
+def start_cluster(prefix: str = "ente-gateway-pg-", shared_buffers: str | None = None) -> Cluster:
     """initdb into a fresh folder outside pytest's root-private temp dir; as root the server runs as postgres.
 
-    Durability is off (fsync, synchronous_commit): the harness measures the gateway, not the disk.
+    Durability is off (fsync, synchronous_commit): tests and benchmarks measure the gateway, not the disk.
     """
     bindir = pg_bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="ente-gateway-bench-pg-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     sockdir = base / "sock"
     sockdir.mkdir()
     run_as: list[str] = []
@@ -86,7 +91,9 @@ def start_cluster() -> Cluster:
     subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(cluster.datadir), "-U", "postgres", "--auth=trust",
                              "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
     options = (f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
-               "-c synchronous_commit=off -c max_connections=200 -c shared_buffers=256MB")
-    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(cluster.datadir), "-o", options, "-l",
-                             str(base / "log"), "-w", "start"], check=True, capture_output=True)
+               "-c synchronous_commit=off -c max_connections=200")
+    if shared_buffers:
+        options += f" -c shared_buffers={shared_buffers}"
+    cluster.options = options
+    cluster.pg_ctl("-o", options, "-l", str(base / "log"), "-w", "start")
     return cluster

@@ -83,7 +83,7 @@ class Run:
         try:
             if "postgres" in self.o.backends:
                 self.say("starting a throwaway PostgreSQL cluster")
-                self.cluster = start_cluster()
+                self.cluster = start_cluster("ente-gateway-bench-pg-", shared_buffers="256MB")
             for backend in self.o.backends:
                 self.backend(backend)
             self.echo_points()

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,75 +19,29 @@ from typing import Iterator
 import pytest
 import requests
 
+from bench.postgres import Cluster, free_port, pg_bindir, start_cluster  # noqa: F401 - free_port for tests
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference"
 REQUIRE_POSTGRES = os.environ.get("ENTE_GATEWAY_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- PostgreSQL cluster ------------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
-    if candidates:
-        return candidates[0].parent
-    found = shutil.which("pg_ctl")
-    return Path(found).parent if found else None
-
-
-@dataclass
-class PgCluster:
-    host: str
-    port: int
-    user: str
-
-    def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{dbname}"
-
-    def admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres",
-                             autocommit=True) as connection:
-            connection.execute(sql)
-
-
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
-    """initdb + pg_ctl into a temporary folder; as root, the cluster runs as the postgres user."""
-    bindir = _pg_bin()
-    if bindir is None:
+def pg_cluster() -> Iterator[Cluster]:
+    """A private cluster for the session (bench/postgres.py: initdb + pg_ctl; as root it runs as postgres)."""
+    if pg_bindir() is None:
         if REQUIRE_POSTGRES:
             pytest.fail("PostgreSQL server binaries not found but ENTE_GATEWAY_REQUIRE_POSTGRES=1")
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    # Not under pytest's own temp folder: that one is private to root, and the cluster may run as postgres.
-    base = Path(tempfile.mkdtemp(prefix="ente-gateway-pg-"))
-    datadir, sockdir = base / "data", base / "sock"
-    sockdir.mkdir()
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(base, "postgres")
-        shutil.chown(sockdir, "postgres")
-        os.chmod(base, 0o755)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
-                             "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    options = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off " \
-              f"-c synchronous_commit=off -c max_connections=200"
-    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
-                             str(base / "log"), "-w", "start"], check=True, capture_output=True)
+    cluster = start_cluster()
     try:
-        yield PgCluster("127.0.0.1", port, "postgres")
+        yield cluster
     finally:
-        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.stop()
 
 
 # --- migrated databases ------------------------------------------------------------------------------
@@ -103,7 +55,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_template(pg_cluster: PgCluster) -> str:
+def pg_template(pg_cluster: Cluster) -> str:
     from storage.migrate import upgrade
 
     pg_cluster.admin("CREATE DATABASE template_gateway")
@@ -120,7 +72,7 @@ def new_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pat
         target = tmp_path / f"{uuid.uuid4().hex}.sqlite3"
         shutil.copyfile(template, target)
         return f"sqlite:///{target}"
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
     template = request.getfixturevalue("pg_template")
     name = "t_" + uuid.uuid4().hex[:16]
     cluster.admin(f"CREATE DATABASE {name} TEMPLATE {template}")

@@ -11,15 +11,10 @@ The cluster is private to this file (the session one is shared by every test and
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -31,7 +26,8 @@ from zeep.transports import Transport
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Dovuto, DovutoTransition, Ente, Receipt
-from tests.conftest import REFERENCE, _pg_bin, create_ente, free_port, start_gateway, stop_gateway
+from bench.postgres import Cluster, pg_bindir, start_cluster
+from tests.conftest import REFERENCE, create_ente, start_gateway, stop_gateway
 from tests.e2e.test_importa_dovuto import BINDING as ENTE_BINDING, PATH as ENTE_PATH, WSDL as ENTE_WSDL, versamento
 from tests.e2e.test_node_side import PAFN_BINDING, add_dovuto, ids, receipt
 
@@ -41,54 +37,16 @@ PAFN_WSDL = str(REFERENCE / "pagopa" / "wsdl" / "paForNode.wsdl")
 CALL_TIMEOUT = 30  # a call that takes longer than this is a hang
 
 
-@dataclass
-class PrivateCluster:
-    bindir: Path
-    base: Path
-    port: int
-    run_as: list[str]
-    options: str = ""
-
-    @property
-    def datadir(self) -> Path:
-        return self.base / "data"
-
-    def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
-
-    def pg_ctl(self, *args: str) -> None:
-        subprocess.run(self.run_as + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args], check=True,
-                       capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    """The session fixture's recipe, for a cluster this file may restart."""
-    bindir = _pg_bin()
-    if bindir is None:
+def cluster() -> Iterator[Cluster]:
+    """A cluster of this file's own, since it restarts it."""
+    if pg_bindir() is None:
         pytest.skip("PostgreSQL server binaries not installed")
-    base = Path(tempfile.mkdtemp(prefix="ente-gateway-pg-restart-"))
-    sockdir = base / "sock"
-    sockdir.mkdir()
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockdir, "postgres")
-        os.chmod(base, 0o755)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    running = PrivateCluster(bindir, base, free_port(), run_as)
-    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(running.datadir), "-U", "postgres", "--auth=trust",
-                             "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    options = (f"-p {running.port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-               f"-c full_page_writes=off -c max_connections=100")
-    running.options = options
-    running.pg_ctl("-o", options, "-l", str(base / "log"), "-w", "start")
+    running = start_cluster("ente-gateway-pg-restart-")
     try:
         yield running
     finally:
-        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(running.datadir), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        running.stop()
 
 
 @dataclass
@@ -140,7 +98,7 @@ def _load(gw: Any, ente: Any, kind: str, work: list[tuple[str, str]], stop: thre
 
 
 @pytest.fixture(scope="module")
-def pg_gateway(cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pg_gateway(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     admin = Database(cluster.url("postgres"))
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("CREATE DATABASE gw")
@@ -154,7 +112,7 @@ def pg_gateway(cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory
     stop_gateway(gw)
 
 
-def test_gateway_survives_a_postgres_restart_under_load(cluster: PrivateCluster, pg_gateway: Any) -> None:
+def test_gateway_survives_a_postgres_restart_under_load(cluster: Cluster, pg_gateway: Any) -> None:
     gw, db = pg_gateway, pg_gateway.db
     ente = create_ente(db)
     lookups = [add_dovuto(db, ente)[:2] for _ in range(20)]
@@ -237,7 +195,7 @@ def _ente_envelope(operation: str, children: str) -> bytes:
 
 
 class _DatabaseDown:
-    def __init__(self, cluster: PrivateCluster, gateway: Any) -> None:
+    def __init__(self, cluster: Cluster, gateway: Any) -> None:
         self.cluster = cluster
         self.gateway = gateway
 
@@ -249,7 +207,7 @@ class _DatabaseDown:
         self.gateway.db.engine.dispose()  # the test's own connections, not the gateway's
 
 
-def test_database_down_gives_contract_faults_then_recovers(cluster: PrivateCluster, pg_gateway: Any) -> None:
+def test_database_down_gives_contract_faults_then_recovers(cluster: Cluster, pg_gateway: Any) -> None:
     gw = pg_gateway
     ente = create_ente(gw.db)
     iuv, notice, _ = add_dovuto(gw.db, ente)
@@ -288,7 +246,7 @@ def test_database_down_gives_contract_faults_then_recovers(cluster: PrivateClust
         assert session.scalar(select(func.count()).select_from(Receipt).where(Receipt.receipt_id == "R-DOWN")) == 1
 
 
-def test_ente_system_error_is_readable_by_a_strict_client(cluster: PrivateCluster, pg_gateway: Any) -> None:
+def test_ente_system_error_is_readable_by_a_strict_client(cluster: Cluster, pg_gateway: Any) -> None:
     gw = pg_gateway
     ente = create_ente(gw.db)
     _, sil = _clients(gw, strict=True)
