@@ -94,13 +94,14 @@ _ENTE_COLUMNS = (Ente.id, Ente.fiscal_code, Ente.cod_ipa, Ente.name, Ente.office
 _ENTE_BY_FISCAL_CODE = select(*_ENTE_COLUMNS).where(Ente.fiscal_code == bindparam("fiscal_code"))
 
 
-def _ente_on_node(session: Session, fiscal_code: str) -> EnteOnNode | None:
-    # The node calls several times per payment and per second; an ente's registration changes rarely, and a
-    # change (disabled, renamed) is seen within the TTL on every process.
+def _ente_on_node(session: Session, fiscal_code: str, *, cached: bool) -> EnteOnNode | None:
+    # verify and getPayment come several times per payment and per second; an ente's registration changes
+    # rarely, and a change (disabled, renamed) reaches them within the TTL on every process. Receipts always
+    # read it fresh.
     now = time.monotonic()
-    cached = _ente_cache.get(fiscal_code)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    hit = _ente_cache.get(fiscal_code) if cached else None
+    if hit is not None and hit[0] > now:
+        return hit[1]
     row = session.execute(_ENTE_BY_FISCAL_CODE, {"fiscal_code": fiscal_code}).one_or_none()
     snapshot = EnteOnNode(*row) if row is not None else None
     if len(_ente_cache) > 10_000:
@@ -109,11 +110,11 @@ def _ente_on_node(session: Session, fiscal_code: str) -> EnteOnNode | None:
     return snapshot
 
 
-def check_station(session: Session, runtime: Runtime, call: NodeCall) -> EnteOnNode:
+def check_station(session: Session, runtime: Runtime, call: NodeCall, *, cached: bool = False) -> EnteOnNode:
     """The ente the node is calling about, if this gateway serves it through this broker and station."""
     settings = runtime.settings
     logs.bind_request(id_pa=call.id_pa)
-    ente = _ente_on_node(session, call.id_pa or "")
+    ente = _ente_on_node(session, call.id_pa or "", cached=cached)
     if ente is None or not ente.enabled or ente.state == "INSERITO":
         raise faults.Fault(faults.PAA_ID_DOMINIO_ERRATO, id=call.id_pa or "", serial=0,
                            description=f"dominio {call.id_pa} non servito da questa stazione")
@@ -144,7 +145,7 @@ def _node_call(runtime: Runtime, operation: str, id_pa: str | None, *, read_only
 def verify_notice(runtime: Runtime, call: NodeCall, fiscal_code: str, notice_number: str) -> PaymentOption:
     """paVerifyPaymentNotice: describe the payable position, change nothing."""
     with _node_call(runtime, "paVerifyPaymentNotice", call.id_pa, read_only=True) as session:
-        ente = check_station(session, runtime, call)
+        ente = check_station(session, runtime, call, cached=True)
         dovuto, tipo = notices.find_payable(session, ente, fiscal_code, notice_number, today=_today())
         return notices.payment_option(ente, dovuto, tipo)
 
@@ -156,7 +157,7 @@ def get_payment(runtime: Runtime, call: NodeCall, fiscal_code: str, notice_numbe
     The node owns concurrency through its payment token; a refused or expired payment is payable again at once.
     """
     with _node_call(runtime, "paGetPaymentV2" if v2 else "paGetPayment", call.id_pa) as session:
-        ente = check_station(session, runtime, call)
+        ente = check_station(session, runtime, call, cached=True)
         dovuto, tipo = notices.find_payable(session, ente, fiscal_code, notice_number, today=_today())
         data = notices.payment_data(ente, dovuto, tipo, v2=v2)
         if amount is not None and Decimal(str(amount)) != data.amount:
