@@ -36,7 +36,7 @@ def _list(kind: type, allowed: tuple[str, ...] | None = None):
 @click.option("--db-size", "db_sizes", callback=_list(int),
               help="Payable dovuti seeded. Default 10000; several sizes (e.g. 10000,1000000) add the scaling table.")
 @click.option("--variants", callback=_list(str, tuple(VARIANTS)),
-              help="Server variants: spyne (ENTE_GATEWAY_FAST_PATH=0), fast (=1). Default spyne.")
+              help="Server variants: fast (ENTE_GATEWAY_FAST_PATH=1, the production default), spyne (=0). Default fast.")
 @click.option("--rate-workers", type=int, help="Worker count of the p99-at-80%-of-peak pass. Default 2.")
 @click.option("--profile/--no-profile", default=None, help="cProfile each operation in-process. Default on.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),

@@ -118,14 +118,18 @@ def prepare(context: BatchContext, batch: list[tuple[int, str]]) -> list[Prepare
             item.checked = R.phase_b(row, version=version, tipi=tipi, application_code=code)
             if item.checked is None:
                 item.static = _static(context, row)
-                if context.copy_text:
-                    item.static_text = bulk.copy_line(item.static)
                 fields = list(row.fields[:width])
                 fields[13] = f"{row.amount:.2f}"
                 if row.fee is not None:
                     fields[14] = f"{row.fee:.2f}"
                 item.iuv_head = _quoted(fields[:1])
                 item.iuv_tail = _quoted(fields[2:])
+                # A few batches are alive at once: keep only what process_batch still reads.
+                row.fields = []
+                if context.copy_text:
+                    item.static_text = bulk.copy_line(item.static)
+                    if row.azione == "I":
+                        item.static = None  # inserted from static_text
         except Exception as exc:  # noqa: BLE001 - kept for the moment phase B would have raised it
             item.checked = exc
     return out
@@ -160,7 +164,11 @@ def _taken(session: Session, ente_id: int, iuvs: list[str]) -> dict[str, str]:
 def process_batch(session: Session, context: BatchContext,
                   batch: list[tuple[int, str]] | list[Prepared]) -> BatchResult:
     """Apply one batch (raw lines, or what ``prepare`` made of them) in the caller's transaction."""
-    items: list[Prepared] = batch if batch and isinstance(batch[0], Prepared) else prepare(context, batch)  # type: ignore[assignment,arg-type]
+    items: list[Prepared]
+    if batch and isinstance(batch[0], Prepared):
+        items = batch  # type: ignore[assignment]
+    else:
+        items = prepare(context, batch)  # type: ignore[arg-type]
     result = BatchResult()
     candidates = [item.row for item in items if isinstance(item.row, R.Row)]
     existing = _existing(session, context.ente_id, list({row.iud for row in candidates})) if candidates else {}
@@ -272,12 +280,13 @@ def _insert(session: Session, context: BatchContext, inserts: list[tuple], now) 
     if context.copy_text and bulk.is_postgres(session):
         at = now.isoformat()
         line = bulk.copy_line
-        bulk.copy_text(session, "dovuto", INSERT_COLUMNS, [
+        # Generators: lines are made while the server works on the chunks already sent.
+        bulk.copy_text(session, "dovuto", INSERT_COLUMNS, (
             line((new_id, ente_id, iud, state, iuv, notice, generated, at, at)) + "\t" + item.static_text
-            for new_id, (_, iud, iuv, notice, generated, item) in zip(ids, inserts)])
-        bulk.copy_text(session, "dovuto_transition", TRANSITION_COLUMNS, [
+            for new_id, (_, iud, iuv, notice, generated, item) in zip(ids, inserts)))
+        bulk.copy_text(session, "dovuto_transition", TRANSITION_COLUMNS, (
             line((new_id, None, state, at, f"{reason} riga {number}"[:255], ACTOR))
-            for new_id, (number, *_) in zip(ids, inserts)])
+            for new_id, (number, *_) in zip(ids, inserts)))
         return
     bulk.copy_rows(session, Dovuto.__table__, INSERT_COLUMNS, [
         (new_id, ente_id, iud, state, iuv, notice, generated, now, now) + item.static

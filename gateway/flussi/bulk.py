@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 SQLITE_CHUNK = 5000  # bound parameters per IN list: far below SQLite's limit
+COPY_CHUNK = 128 * 1024  # small enough that the server starts on a batch while the rest is being made
 
 
 def is_postgres(session: Session) -> bool:
@@ -82,16 +83,17 @@ def copy_line(values: Sequence[Any]) -> str:
 
 
 def copy_text(session: Session, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
-    """COPY lines already in text format (see copy_line) into ``table``, sent in ~1 MB chunks."""
+    """COPY lines already in text format (see copy_line) into ``table``, sent in chunks of ~COPY_CHUNK."""
     driver = session.connection().connection.driver_connection
     quoted = ", ".join('"' + name + '"' for name in columns)
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:  # type: ignore[union-attr]
+    statement = f"COPY {table} ({quoted}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         chunk: list[str] = []
         size = 0
         for line in lines:
             chunk.append(line)
             size += len(line)
-            if size > 1 << 20:
+            if size > COPY_CHUNK:
                 chunk.append("")
                 copy.write("\n".join(chunk).encode())
                 chunk, size = [], 0
@@ -115,7 +117,8 @@ def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: list
     json_at = _json_positions(table, columns)
     driver = session.connection().connection.driver_connection
     quoted = ", ".join('"' + name + '"' for name in columns)
-    with driver.cursor() as cursor, cursor.copy(f"COPY {target or table.name} ({quoted}) FROM STDIN") as copy:  # type: ignore[union-attr]
+    statement = f"COPY {target or table.name} ({quoted}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         write = copy.write_row
         if not json_at:
             for row in rows:

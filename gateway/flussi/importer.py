@@ -6,6 +6,7 @@ worker killed at any point resumes after the last committed row without losing o
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from gateway import logs
 from gateway.flussi import archive, bookings, files, outputs
 from gateway.flussi.batch import BatchContext, Prepared, prepare, process_batch
-from gateway.flussi.readahead import read_ahead
+from gateway.flussi.readahead import gc_paused, read_ahead
 from gateway.flussi.rows import Tipo
 from gateway.flussi.tracciati import IMPORT_VERSIONS, TRACCIATI, split_line
 from gateway.settings import Settings
@@ -210,13 +211,16 @@ def run_import(database: Database, settings: Settings, flow_id: int, *, progress
     # The next batch is split and checked in a thread while this one is written (see readahead).
     prepared = read_ahead(prepare(context, batch) for batch in _batches(data_rows(upload, member, done), batch_size))
     try:
-        for items in prepared:
-            done = _commit(database, context, items, done, parts)
-            if progress:
-                progress(done, total)
-            if heartbeat and time.monotonic() - beat > 30:
-                heartbeat()
-                beat = time.monotonic()
+        with gc_paused():
+            for number, items in enumerate(prepared, 1):
+                done = _commit(database, context, items, done, parts)
+                if number % 20 == 0:
+                    gc.collect()  # now and then, for what cycles the sessions leave
+                if progress:
+                    progress(done, total)
+                if heartbeat and time.monotonic() - beat > 30:
+                    heartbeat()
+                    beat = time.monotonic()
     except FlowError as error:  # the file changed under us since the scan: stop where we are
         _abort(database, flow_id, error.code)
         return _summary(database, flow_id)

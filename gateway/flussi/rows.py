@@ -213,7 +213,8 @@ def phase_a(tracciato: ImportTracciato, number: int, raw: str, fields: list[str]
         number=number, raw=raw, fields=fields, azione=fields[at["azione"]], iud=fields[0], iuv=fields[1] or None,
         payer_type=fields[2].upper(), payer_code=fields[3].upper(), payer_name=fields[4],
         payer_address=fields[5] or None, payer_civic=fields[6] or None, payer_postal_code=fields[7] or None,
-        payer_city=fields[8] or None, payer_province=fields[9].upper() or None, payer_country=fields[10].upper() or None,
+        payer_city=fields[8] or None, payer_province=fields[9].upper() or None,
+        payer_country=fields[10].upper() or None,
         payer_email=fields[11] or None, due_date=due, amount=amount, fee=fee,  # type: ignore[arg-type]  # mandatory
         tipo_code=fields[15], tipo_versamento=fields[16] or None, causale=fields[17], dsr=fields[18],
         bilancio=(fields[bilancio] or None) if bilancio is not None else None,
