@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -177,6 +178,7 @@ def run_export(database: Database, settings: Settings, flow_id: int, *, progress
     name = file_name(flow, ente.cod_ipa, now)
     relative = files.export_dir(ente.cod_ipa, f"{now.astimezone(ROME):%Y_%m}") / f"{name}.zip"
     target = files.absolute(settings, relative)
+    _remove_leftovers(settings, ente.cod_ipa, flow.id)
     try:
         count = _write(database, settings, flow, ente, target, name, progress, heartbeat)
     except Exception as exc:
@@ -195,6 +197,16 @@ def run_export(database: Database, settings: Settings, flow_id: int, *, progress
             file_size=target.stat().st_size if registered else None))
     log.info("export done", export_id=flow_id, rows=count)
     return {"export_id": flow_id, "state": bookings.EXPORT_ESEGUITO, "rows": count, "file": str(target)}
+
+
+def _remove_leftovers(settings: Settings, cod_ipa: str, export_id: int) -> None:
+    """A run killed mid-way left its temporary zip (its name carries that run's time): the rerun removes it."""
+    mine = re.compile(rf"^(?:[^-]+-)?{export_id}_ESTRAZIONE_DOVUTI_.*\.zip\.tmp$")
+    root = files.absolute(settings, files.export_dir(cod_ipa, ""))
+    if root.is_dir():
+        for leftover in root.rglob("*.zip.tmp"):
+            if mine.match(leftover.name):
+                leftover.unlink(missing_ok=True)
 
 
 def _write(database: Database, settings: Settings, flow: ExportFlow, ente: Ente, target: Path, name: str,

@@ -288,7 +288,7 @@ def _final(db, request_token: str) -> tuple:  # noqa: ANN001
 
 
 def test_killed_worker_resumes_to_the_same_result(gateway, gateway_db, tmp_path: Path) -> None:
-    rows = 6000
+    rows = 20000  # large enough that the poll below always catches the worker mid-flow
     results = []
     for killed in (False, True):
         ente = create_ente(gateway_db)
