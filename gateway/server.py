@@ -6,8 +6,10 @@ shared between processes). Prometheus counters are aggregated across workers in 
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -44,7 +46,11 @@ def build_wsgi(settings: Settings, with_simulator: bool = False) -> Any:
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int = 1,
           with_simulator: bool = False, ready_file: str | None = None) -> None:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ente-gateway-metrics-")
+        # Counters of all workers live in this folder for the life of the server, then go with it.
+        metrics_dir = tempfile.mkdtemp(prefix="ente-gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        master = os.getpid()
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(metrics_dir, ignore_errors=True))
     app = build_wsgi(settings, with_simulator)
 
     # Objects built at preload (WSDLs, schemas, Spyne apps) are shared copy-on-write with the workers;
