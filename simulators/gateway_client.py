@@ -71,13 +71,17 @@ def _post(sim: "Simulator", action: str, payload: etree._Element, timeout: float
         response = requests.post(sim.settings.gateway_url + PATH, data=soap.envelope(payload), timeout=timeout,
                                  headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'})
     except requests.Timeout:
-        record("to_gateway", action, "TIMEOUT", subject=subject, fault_code="PPT_STAZIONE_INT_PA_TIMEOUT",
-               duration_ms=ms())
-        raise NodeFault("PPT_STAZIONE_INT_PA_TIMEOUT", f"la stazione non ha risposto a {action} entro {timeout:g} s")
+        response = None
     except requests.RequestException as exc:
         record("to_gateway", action, "ERROR", subject=subject, fault_code="PPT_STAZIONE_INT_PA_IRRAGGIUNGIBILE",
                duration_ms=ms(), detail=type(exc).__name__)
         raise NodeFault("PPT_STAZIONE_INT_PA_IRRAGGIUNGIBILE", f"stazione non raggiungibile ({type(exc).__name__})")
+    # requests bounds each socket read, not the whole exchange; the node gives up at its deadline, so an
+    # answer that came later is a timeout too (and what the station did meanwhile stays done).
+    if response is None or time.monotonic() - started > timeout:
+        record("to_gateway", action, "TIMEOUT", subject=subject, fault_code="PPT_STAZIONE_INT_PA_TIMEOUT",
+               duration_ms=ms())
+        raise NodeFault("PPT_STAZIONE_INT_PA_TIMEOUT", f"la stazione non ha risposto a {action} entro {timeout:g} s")
     try:
         root = soap.body_root(soap.parse(response.content))
     except soap.BadXml:
