@@ -13,9 +13,11 @@ from decimal import Decimal, InvalidOperation
 from operator import gt as _gt
 from typing import Any
 
-from gateway.flussi.places import COUNTRIES, PROVINCES
 from gateway.flussi.tracciati import ImportTracciato
 from gateway.payments import identifiers, iuv as iuv_rules
+from gateway.places import ABOLISHED_PROVINCES, COUNTRIES, PROVINCES as CURRENT_PROVINCES
+
+PROVINCES = CURRENT_PROVINCES | ABOLISHED_PROVINCES  # bulk flows still carry old addresses
 
 SINTASSI = "PAA_IMPORT_SINTASSI_CSV"
 IUD_DUPLICATO = "PAA_IMPORT_IUD_DUPLICATO"

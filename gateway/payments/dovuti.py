@@ -18,28 +18,15 @@ from gateway import faults
 from gateway.payments import identifiers, states
 from gateway.payments.documents import DocumentInvalid, Dovuti, bilancio_total, parse_dovuti, validate
 from gateway.payments.iuv import IuvError, notice_number
+from gateway.places import COUNTRIES, PROVINCES
 from storage.models import Dovuto, Ente, TipoDovuto
 
 MARCA_BOLLO_DIGITALE = "MARCA_BOLLO_DIGITALE"
 HASH_DOCUMENTO_MAX = 72  # a pagoPA limit MyPay enforces
 
-# Countries a payer address may name (ISO 3166-1 alpha-2).
-ISO_COUNTRIES = frozenset("""
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
-BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK
-FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR
-IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
-ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
-PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
-TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW
-""".split())
-
-# Sigle of the Italian provinces (and metropolitan cities / free consortia) in use.
-IT_PROVINCES = frozenset("""
-AG AL AN AO AP AQ AR AT AV BA BG BI BL BN BO BR BS BT BZ CA CB CE CH CL CN CO CR CS CT CZ EN FC FE FG FI FM
-FR GE GO GR IM IS KR LC LE LI LO LT LU MB MC ME MI MN MO MS MT NA NO NU OR PA PC PD PE PG PI PN PO PR PT PU
-PV PZ RA RC RE RG RI RM RN RO SA SI SO SP SR SS SU SV TA TE TN TO TP TR TS TV UD VA VB VC VE VI VR VT VV
-""".split())
+# Countries and Italian provinces a payer address may name.
+ISO_COUNTRIES = COUNTRIES
+IT_PROVINCES = PROVINCES
 
 _EMAIL = re.compile(r"[A-Za-z0-9_!#$%&'*+/=?`{|}~^.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _CAP_IT = re.compile(r"[0-9]{5}")

@@ -12,10 +12,12 @@ PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR
 TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK
 """.split())
 
-# Current sigle plus those of provinces abolished since 2016 that still appear in old addresses.
+# Sigle of the Italian provinces (and metropolitan cities / free consortia) in use.
 PROVINCES = frozenset("""
 AG AL AN AO AP AQ AR AT AV BA BG BI BL BN BO BR BS BT BZ CA CB CE CH CL CN CO CR CS CT CZ EN FC FE FG FI FM
 FR GE GO GR IM IS KR LC LE LI LO LT LU MB MC ME MI MN MO MS MT NA NO NU OR PA PC PD PE PG PI PN PO PR PT PU
 PV PZ RA RC RE RG RI RM RN RO SA SI SO SP SR SS SU SV TA TE TN TO TP TR TS TV UD VA VB VC VE VI VR VT VV
-CI OG OT VS
 """.split())
+
+# Provinces abolished since 2016 that still appear in old addresses (bulk flows accept them).
+ABOLISHED_PROVINCES = frozenset("CI OG OT VS".split())
