@@ -40,8 +40,7 @@ class GatewayApp:
         self.prefixes: list[tuple[str, WsgiApp]] = []
         for contract, spyne_app in contracts.build_all():
             attach_runtime(spyne_app, runtime)
-            self.routes[contract.path] = SoapEndpoint(contract, spyne_app, runtime.settings.public_url,
-                                                      runtime.settings.max_request_bytes)
+            self.routes[contract.path] = SoapEndpoint(contract, spyne_app, runtime)
         self.routes["/healthz"] = self.healthz
         self.routes["/metrics"] = self.metrics
         self.mount("/xsd/", _static(XSD_DIR))

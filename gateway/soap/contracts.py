@@ -71,7 +71,7 @@ def build_all() -> list[tuple[Contract, Any]]:
          build_application([PagamentiTelematiciFlussiSPC], flussi_spc_models.PPT_NS, "PagamentiTelematiciFlussiSPC")),
         (Contract("paForNode", "/pa/paForNode", WSDL_DIR / "paForNode.wsdl", _pa_for_node_faults(),
                   malformed_code=faults.PAA_SINTASSI_EXTRAXSD, invalid_code=faults.PAA_SINTASSI_XSD,
-                  fault_id=lambda root: _child_text(root, "idPA"), fast=fast.for_spyne_app),
+                  fault_id=lambda root: _child_text(root, "idPA"), fast=fast.for_runtime),
          build_application([paForNode], pa_for_node_models.PAFN_NS, "paForNode")),
         (Contract("PaPerNodo", "/pa/PaPerNodo", WSDL_DIR / "PaPerNodo.wsdl", _pa_per_nodo_faults(),
                   malformed_code=faults.PAA_SINTASSI_EXTRAXSD, invalid_code=faults.PAA_SINTASSI_XSD,

@@ -18,6 +18,7 @@ from lxml import etree
 from spyne.server.wsgi import WsgiApplication
 
 from gateway import faults, logs, metrics
+from gateway.runtime import Runtime
 from gateway.soap.envelopes import ContractFaults, soap_fault
 from gateway.xml import UnsafeXml, local_name, parse_bytes
 
@@ -36,17 +37,17 @@ class Contract:
     malformed_code: str  # body not XML / DTD / too deep / too large
     invalid_code: str  # XML, but not a valid request of the operation
     fault_id: Callable[[etree._Element | None], str] = lambda _root: ""
-    # Given the Spyne app, a dispatcher answering hot operations without Spyne (None: all go to Spyne).
-    fast: Callable[[Any], Callable[[etree._Element, str | None, bytes], bytes | None] | None] | None = None
+    # Given the Runtime, a dispatcher answering hot operations without Spyne (None: all go to Spyne).
+    fast: Callable[[Runtime], Callable[[etree._Element, str | None, bytes], bytes | None] | None] | None = None
 
 
 class SoapEndpoint:
-    def __init__(self, contract: Contract, spyne_app: Any, public_url: str, max_bytes: int) -> None:
+    def __init__(self, contract: Contract, spyne_app: Any, runtime: Runtime) -> None:
         self.contract = contract
         self.spyne = WsgiApplication(spyne_app)
-        self.fast = contract.fast(spyne_app) if contract.fast is not None else None
-        self.max_bytes = max_bytes
-        location = (public_url.rstrip("/") + contract.path).encode()
+        self.fast = contract.fast(runtime) if contract.fast is not None else None
+        self.max_bytes = runtime.settings.max_request_bytes
+        location = (runtime.settings.public_url.rstrip("/") + contract.path).encode()
         self.wsdl = _ADDRESS_RE.sub(lambda m: m.group(1) + location + m.group(2), contract.wsdl_file.read_bytes())
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:

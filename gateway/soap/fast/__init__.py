@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -118,16 +117,6 @@ def _spyne_reads_it_alike(root: etree._Element, content_type: str | None, body: 
     return envelope is not None and envelope.tag == _ENVELOPE and envelope.getparent() is None
 
 
-def runtime_of(spyne_app: Any) -> Runtime | None:
-    """The Runtime gateway.runtime.attach_runtime handed to this Spyne application's methods."""
-    probe = types.SimpleNamespace(udc=None)
-    spyne_app.event_manager.fire_event("method_call", probe)
-    return probe.udc if isinstance(probe.udc, Runtime) else None
-
-
-def for_spyne_app(spyne_app: Any) -> FastPath | None:
-    """The contract's fast dispatcher, or None when ENTE_GATEWAY_FAST_PATH is off (or no runtime is attached)."""
-    runtime = runtime_of(spyne_app)
-    if runtime is None or not getattr(runtime.settings, "fast_path", False):
-        return None
-    return FastPath(runtime)
+def for_runtime(runtime: Runtime) -> FastPath | None:
+    """The contract's fast dispatcher, or None when ENTE_GATEWAY_FAST_PATH is off."""
+    return FastPath(runtime) if runtime.settings.fast_path else None
