@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage.direct import Direct
 
 
 READ_ONLY = "ente_gateway_read_only"
@@ -25,10 +27,11 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, autocommit: bool = False) -> Engine:
     url = normalise_url(url)
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if is_sqlite(url):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -58,7 +61,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     # on a dead connection raises a disconnect error, SQLAlchemy then invalidates the whole pool, that one
     # request answers a contract fault and the next ones reconnect. pool_recycle bounds connection age.
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
-                         pool_recycle=1800)
+                         pool_recycle=1800, **options)
 
 
 class Database:
@@ -68,6 +71,8 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pool_size = pool_size
+        self._autocommit: Engine | None = None  # made on first autocommit(): most processes never need it
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,11 +89,57 @@ class Database:
         """A transaction that only reads: on SQLite it does not take the write lock (WAL readers run
         alongside the writer); on PostgreSQL it is an ordinary transaction. Writing in it is a bug."""
         with self.sessions() as session:
-            session.connection(execution_options={READ_ONLY: True})
-            with session.begin_nested() if session.in_transaction() else session.begin():
-                yield session
-            if session.in_transaction():
-                session.commit()
+            session.connection(execution_options={READ_ONLY: True})  # begins the transaction, deferred
+            yield session
+            session.commit()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Direct]:
+        """An autocommit connection: each statement sees its own snapshot, with no BEGIN/COMMIT round trips.
+        For single-statement reads only; several statements here are not one consistent view."""
+        if self._autocommit is None:
+            self._autocommit = make_engine(self.url, pool_size=self._pool_size, autocommit=True)
+        with _borrowed(self._autocommit) as direct:
+            yield direct
+
+    @contextmanager
+    def direct_transaction(self) -> Iterator[Direct]:
+        """A transaction on a pooled connection: committed on success, rolled back on any exception."""
+        with _borrowed(self.engine) as direct:
+            if self.is_sqlite:
+                direct.connection.execute("BEGIN IMMEDIATE")  # queue for the write lock now, not on upgrade
+            try:
+                yield direct
+            except BaseException:
+                direct.connection.rollback()
+                raise
+            direct.connection.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit is not None:
+            self._autocommit.dispose()
+
+
+def direct_in(session: Session) -> Direct:
+    """Direct statements inside an ORM session's transaction (begun here if it was not yet)."""
+    connection = session.connection()
+    return Direct(connection.connection.dbapi_connection, connection.dialect)
+
+
+@contextmanager
+def _borrowed(engine: Engine) -> Iterator[Direct]:
+    """A DBAPI connection from the engine's pool. A lost server connection empties the pool, as SQLAlchemy
+    does for its own statements, so the next call reconnects instead of meeting the other dead ones."""
+    fairy = engine.raw_connection()
+    direct = Direct(fairy.dbapi_connection, engine.dialect)
+    try:
+        yield direct
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None):
+            fairy.invalidate(exc)
+            engine.dispose()
+        raise
+    finally:
+        direct.close()
+        fairy.close()

@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
 
 from gateway import faults
 from gateway.payments import iuv as iuv_rules
 from gateway.payments import states
+from storage.direct import Direct, Statement
 from storage.models import Dovuto, Ente, TipoDovuto
 
 # paGetPayment's dueDate is mandatory in the XSD; a position without one is payable "until further notice".
@@ -109,20 +109,67 @@ def decode_notice(ente: Ente, notice_number: str) -> str | None:
     return decoded.iuv
 
 
-def positions_for_iuv(session: Session, ente_id: int, iuv: str, *,
-                      for_update: bool = False) -> list[tuple[Dovuto, TipoDovuto | None]]:
-    """Every dovuto of the ente carrying this IUV with its tipo: one query on ix_dovuto_ente_iuv."""
-    query = _POSITIONS_FOR_UPDATE if for_update else _POSITIONS
-    return [(row[0], row[1]) for row in session.execute(query, {"ente_id": ente_id, "iuv": iuv}).all()]
+@dataclass(frozen=True)
+class Tipo:
+    """What the node's calls read of a position's tipo dovuto."""
+
+    code: str
+    iban: str | None
+    postal_iban: bool
+    taxonomy_code: str | None
+    due_date_required: bool
+    enabled: bool
 
 
-# Built once: constructing a statement costs more than running it on this hot path (verify, getPayment).
-_POSITIONS = (select(Dovuto, TipoDovuto).outerjoin(TipoDovuto, TipoDovuto.id == Dovuto.tipo_dovuto_id)
+@dataclass(frozen=True)
+class Position:
+    """A dovuto as the node's calls see it: a plain snapshot read in one statement, no ORM object."""
+
+    id: int
+    state: str
+    iuv: str | None
+    carrello_id: int | None
+    amount: Decimal
+    due_date: date | None
+    causale: str
+    dati_specifici_riscossione: str
+    marca_bollo: dict[str, Any] | None
+    secondary: dict[str, Any] | None
+    payer_type: str
+    payer_code: str
+    payer_name: str
+    payer_address: str | None
+    payer_civic: str | None
+    payer_postal_code: str | None
+    payer_city: str | None
+    payer_province: str | None
+    payer_country: str | None
+    payer_email: str | None
+
+
+_POSITION_COLUMNS = (Dovuto.id, Dovuto.state, Dovuto.iuv, Dovuto.carrello_id, Dovuto.amount, Dovuto.due_date,
+                     Dovuto.causale, Dovuto.dati_specifici_riscossione, Dovuto.marca_bollo, Dovuto.secondary,
+                     Dovuto.payer_type, Dovuto.payer_code, Dovuto.payer_name, Dovuto.payer_address,
+                     Dovuto.payer_civic, Dovuto.payer_postal_code, Dovuto.payer_city, Dovuto.payer_province,
+                     Dovuto.payer_country, Dovuto.payer_email)
+_TIPO_COLUMNS = (TipoDovuto.code, TipoDovuto.iban, TipoDovuto.postal_iban, TipoDovuto.taxonomy_code,
+                 TipoDovuto.due_date_required, TipoDovuto.enabled)
+_POSITIONS = (select(*_POSITION_COLUMNS, *_TIPO_COLUMNS)
+              .select_from(Dovuto).outerjoin(TipoDovuto, TipoDovuto.id == Dovuto.tipo_dovuto_id)
               .where(Dovuto.ente_id == bindparam("ente_id"), Dovuto.iuv == bindparam("iuv")).order_by(Dovuto.id))
-_POSITIONS_FOR_UPDATE = _POSITIONS.with_for_update(of=Dovuto)
+POSITIONS = Statement(_POSITIONS)
+POSITIONS_FOR_UPDATE = Statement(_POSITIONS.with_for_update(of=Dovuto))
+_SPLIT = len(_POSITION_COLUMNS)
 
 
-def pick(rows: Sequence[tuple[Dovuto, TipoDovuto | None]]) -> tuple[Dovuto, TipoDovuto | None] | None:
+def positions_for_iuv(db: Direct, ente_id: int, iuv: str, *,
+                      for_update: bool = False) -> list[tuple[Position, Tipo | None]]:
+    """Every dovuto of the ente carrying this IUV with its tipo: one statement on ix_dovuto_ente_iuv."""
+    rows = db.rows(POSITIONS_FOR_UPDATE if for_update else POSITIONS, ente_id=ente_id, iuv=iuv)
+    return [(Position(*row[:_SPLIT]), Tipo(*row[_SPLIT:]) if row[_SPLIT] is not None else None) for row in rows]
+
+
+def pick(rows: Sequence[tuple[Position, Tipo | None]]) -> tuple[Position, Tipo | None] | None:
     """The position a notice stands for: the open one, else the paid one, else the latest closed one."""
     for wanted in (states.OPEN, {states.COMPLETATO}):
         matching = [row for row in rows if row[0].state in wanted]
@@ -135,8 +182,8 @@ def _fault(code: str, ente: Ente, description: str) -> faults.Fault:
     return faults.Fault(code, description=description, id=ente.fiscal_code, serial=0)
 
 
-def find_payable(session: Session, ente: Ente, fiscal_code: str | None, notice_number: str | None, *,
-                 today: date) -> tuple[Dovuto, TipoDovuto | None]:
+def find_payable(db: Direct, ente: Ente, fiscal_code: str | None, notice_number: str | None, *,
+                 today: date) -> tuple[Position, Tipo | None]:
     """The payable position of a notice, or the PAA_* fault the node expects (pagopa-node.md 1.3.1)."""
     if fiscal_code != ente.fiscal_code:
         raise _fault(faults.PAA_PAGAMENTO_SCONOSCIUTO, ente,
@@ -144,7 +191,7 @@ def find_payable(session: Session, ente: Ente, fiscal_code: str | None, notice_n
     iuv = decode_notice(ente, notice_number or "")
     if iuv is None:
         raise _fault(faults.PAA_PAGAMENTO_SCONOSCIUTO, ente, f"numero avviso {notice_number} non emesso da questo ente")
-    rows = positions_for_iuv(session, ente.id, iuv)
+    rows = positions_for_iuv(db, ente.id, iuv)
     open_rows = [row for row in rows if row[0].state in states.OPEN]
     if len(open_rows) > 1:
         raise faults.Fault(faults.PAA_SYSTEM_ERROR, description=f"più posizioni aperte per lo IUV {iuv}",
@@ -178,7 +225,7 @@ def _get(data: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def secondary_of(dovuto: Dovuto) -> Secondary | None:
+def secondary_of(dovuto: Position) -> Secondary | None:
     data = dovuto.secondary
     if not data:
         return None
@@ -193,7 +240,7 @@ def secondary_of(dovuto: Dovuto) -> Secondary | None:
         category=_get(data, "taxonomy", "taxonomy_code", "dati_specifici_riscossione", "datiSpecificiRiscossione"))
 
 
-def total_amount(dovuto: Dovuto) -> Decimal:
+def total_amount(dovuto: Position) -> Decimal:
     """What the payer pays for the notice: the ente's quota plus a secondary beneficiary's, if any."""
     secondary = secondary_of(dovuto)
     return Decimal(dovuto.amount) + (secondary.amount if secondary else Decimal("0"))
@@ -214,7 +261,7 @@ def is_postal(iban: str | None) -> bool:
     return iban.startswith("IT") and iban[5:10] == POSTAL_ABI
 
 
-def _marca_bollo(dovuto: Dovuto) -> dict[str, Any] | None:
+def _marca_bollo(dovuto: Position) -> dict[str, Any] | None:
     data = dovuto.marca_bollo
     if not data:
         return None
@@ -232,7 +279,7 @@ def _text(value: str | None) -> str:
     return ((value or "").strip() or "n/a")[:MAX_TEXT]
 
 
-def transfers(ente: Ente, dovuto: Dovuto, tipo: TipoDovuto | None, *, v2: bool) -> list[Transfer]:
+def transfers(ente: Ente, dovuto: Position, tipo: Tipo | None, *, v2: bool) -> list[Transfer]:
     """Transfer 1 is the ente's quota, transfer 2 the secondary beneficiary's; amounts add up to the total."""
     stamp = _marca_bollo(dovuto) if (tipo is not None and tipo.code == MARCA_BOLLO_DIGITALE) else None
     if stamp is not None and not v2:
@@ -257,7 +304,7 @@ def transfers(ente: Ente, dovuto: Dovuto, tipo: TipoDovuto | None, *, v2: bool) 
     return result
 
 
-def payment_option(ente: Ente, dovuto: Dovuto, tipo: TipoDovuto | None) -> PaymentOption:
+def payment_option(ente: Ente, dovuto: Position, tipo: Tipo | None) -> PaymentOption:
     secondary = secondary_of(dovuto)
     stamp = tipo is not None and tipo.code == MARCA_BOLLO_DIGITALE
     primary_postal = tipo is not None and (tipo.postal_iban or is_postal(tipo.iban))
@@ -267,7 +314,7 @@ def payment_option(ente: Ente, dovuto: Dovuto, tipo: TipoDovuto | None) -> Payme
                          office_name=ente.office_name, all_ccp=bool(all_ccp))
 
 
-def debtor(dovuto: Dovuto) -> Subject:
+def debtor(dovuto: Position) -> Subject:
     country = (dovuto.payer_country or "").upper()
     return Subject(type=dovuto.payer_type if dovuto.payer_type in ("F", "G") else "F",
                    code=dovuto.payer_code[:16], full_name=dovuto.payer_name[:70],
@@ -276,7 +323,7 @@ def debtor(dovuto: Dovuto) -> Subject:
                    country=country if len(country) == 2 and country.isalpha() else None, email=dovuto.payer_email)
 
 
-def payment_data(ente: Ente, dovuto: Dovuto, tipo: TipoDovuto | None, *, v2: bool) -> PaymentData:
+def payment_data(ente: Ente, dovuto: Position, tipo: Tipo | None, *, v2: bool) -> PaymentData:
     items = transfers(ente, dovuto, tipo, v2=v2)
     return PaymentData(iuv=dovuto.iuv or "", amount=sum((t.amount for t in items), Decimal("0")),
                        due_date=dovuto.due_date or FAR_DUE_DATE, description=_text(dovuto.causale),

@@ -1,15 +1,16 @@
-"""Receipts of modello 3 (paSendRT / paSendRTV2): stored once however often they come, never dropped.
+"""Receipts: the rules every receipt follows, whichever model brought it, and their shared helpers.
 
 A receipt is proof that money was taken: whatever the state of its position it is kept, flagged when
-something does not add up, and it completes the position. Shared helpers here also serve the legacy
-RTs (legacy_rt.py): delivery counting, attempt closing, carrello settlement.
+something does not add up, and it completes the position. The helpers here (delivery counting, attempt
+closing, carrello settlement) serve the legacy RTs (legacy_rt.py) and recovery; modello 3 receipts are
+stored by psp_receipts.py with direct statements, following the same rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Iterable
+from datetime import datetime
+from typing import Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -17,13 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from gateway import faults, logs
-from gateway.payments import notices, states
-from storage.models import Carrello, Dovuto, Ente, PaymentAttempt, Receipt, ReceiptPayment
+from gateway import logs
+from gateway.payments import states
+from storage.models import Carrello, Dovuto, PaymentAttempt, Receipt
 from storage.types import utcnow
-
-if TYPE_CHECKING:
-    from gateway.payments.node_side import IncomingReceipt
 
 log = logs.get_logger(__name__)
 
@@ -149,102 +147,6 @@ def close_attempt(session: Session, attempts: Iterable[PaymentAttempt], state: s
         attempt.state = state
         if ccp and not attempt.ccp:
             attempt.ccp = ccp[:35]
-
-
-def _payer_json(subject) -> dict | None:
-    if subject is None:
-        return None
-    return {"type": subject.type, "code": subject.code, "name": subject.full_name, "address": subject.street,
-            "civic": subject.civic, "postal_code": subject.postal_code, "city": subject.city,
-            "province": subject.province, "country": subject.country, "email": subject.email}
-
-
-def _owner(session: Session, ente: Ente, fiscal_code: str) -> Ente | None:
-    # A secondary beneficiary's station receives a copy of the primary's receipt: the position is the primary's.
-    if fiscal_code == ente.fiscal_code:
-        return ente
-    return session.scalar(select(Ente).where(Ente.fiscal_code == fiscal_code))
-
-
-def store_receipt(session: Session, ente: Ente, receipt: IncomingReceipt) -> StoredReceipt:
-    """Store a paSendRT[V2] receipt once and settle its position; a repeated receipt only counts a delivery."""
-    if not receipt.receipt_id or len(receipt.receipt_id) > 35:
-        raise faults.Fault(faults.PAA_SEMANTICA, id=ente.fiscal_code, serial=0,
-                           description="receiptId deve essere il payment token (1-35 caratteri)")
-    if len(receipt.fiscal_code or "") != 11:
-        raise faults.Fault(faults.PAA_SEMANTICA, id=ente.fiscal_code, serial=0,
-                           description="fiscalCode della ricevuta di 11 cifre richiesto")
-    if not receipt.iuv or len(receipt.iuv) > 35:
-        raise faults.Fault(faults.PAA_SEMANTICA, id=ente.fiscal_code, serial=0,
-                           description="creditorReferenceId di 1-35 caratteri richiesto")
-    indexes = [t.id_transfer for t in receipt.transfers]
-    if len(set(indexes)) != len(indexes):
-        raise faults.Fault(faults.PAA_SEMANTICA, id=ente.fiscal_code, serial=0,
-                           description="idTransfer ripetuto nella transferList")
-    owner = _owner(session, ente, receipt.fiscal_code)
-    flags: list[str] = []
-    dovuto = None
-    if owner is not None:
-        iuv = notices.decode_notice(owner, receipt.notice_number or "") or receipt.iuv
-        # The position is locked before the duplicate check: two receipts for one notice settle one by one.
-        chosen = notices.pick(notices.positions_for_iuv(session, owner.id, iuv, for_update=True))
-        dovuto = chosen[0] if chosen else None
-    known = count_delivery(session, receipt.fiscal_code, receipt.receipt_id)
-    if known is not None:
-        log.info("receipt delivered again", receipt_id=receipt.receipt_id)
-        return known
-
-    if dovuto is None:
-        flags.append(UNKNOWN_POSITION)
-    elif receipt.outcome == "OK" and (receipt.iuv != dovuto.iuv or receipt.amount != notices.total_amount(dovuto)):
-        flags.append(AMOUNT_MISMATCH)
-    if receipt.stand_in:
-        flags.append(STAND_IN)
-    paid_at = aware(receipt.payment_datetime) or utcnow()
-    row = Receipt(
-        ente_id=(owner or ente).id, dovuto_id=dovuto.id if dovuto else None,
-        carrello_id=dovuto.carrello_id if dovuto else None, fiscal_code=receipt.fiscal_code,
-        receipt_id=receipt.receipt_id, iuv=receipt.iuv, notice_number=(receipt.notice_number or "")[:18] or None,
-        ccp=receipt.receipt_id, source=receipt.version, outcome="OK" if receipt.outcome == "OK" else "KO",
-        esito_code="0" if receipt.outcome == "OK" else "1", amount=receipt.amount, fee=receipt.fee,
-        paid_at=paid_at, psp_id=(receipt.psp_id or "")[:35] or None, psp_name=(receipt.psp_name or "")[:140] or None,
-        payer=_payer_json(receipt.payer or receipt.debtor), raw=receipt.raw or b"", flags=list(flags))
-    outcome_date = (receipt.payment_datetime and aware(receipt.payment_datetime).date()) or date.today()
-    for transfer in receipt.transfers:
-        row.payments.append(ReceiptPayment(
-            index=transfer.id_transfer, iuv=receipt.iuv, iur=receipt.receipt_id, amount=transfer.amount,
-            fiscal_code_pa=(transfer.fiscal_code_pa or "")[:11] or None, iban=(transfer.iban or "")[:34] or None,
-            causale=transfer.remittance, dati_specifici_riscossione=(transfer.category or "")[:140] or None,
-            outcome_date=outcome_date))
-
-    stored = insert_once(session, row)
-    if stored is None:
-        # A concurrent delivery stored it between our check and our insert: it is a duplicate.
-        known = count_delivery(session, receipt.fiscal_code, receipt.receipt_id)
-        if known is None:  # pragma: no cover - the constraint that failed names this very row
-            raise faults.system_error("ricevuta non memorizzata", ente.fiscal_code)
-        return known
-    if dovuto is not None:
-        _apply(session, dovuto, receipt, flags)
-        set_flags(row, flags)  # the state-dependent flags are known only now
-    if flags:
-        log.warning("receipt stored with flags", receipt_id=receipt.receipt_id, flags=flags)
-    return StoredReceipt(id=stored.id, duplicate=False, flags=tuple(flags))
-
-
-def _apply(session: Session, dovuto: Dovuto, receipt: IncomingReceipt, flags: list[str]) -> None:
-    actor = receipt.version
-    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.dovuto_id == dovuto.id,
-                                                          PaymentAttempt.model == "psp")
-                             .order_by(PaymentAttempt.id.desc()).limit(1))
-    if receipt.outcome == "OK":
-        complete(session, dovuto, flags, reason=f"ricevuta {receipt.receipt_id} ({receipt.version})", actor=actor)
-        close_attempt(session, [attempt] if attempt else [], ATTEMPT_PAID, ccp=receipt.receipt_id)
-        settle_carrello(session, dovuto.carrello_id, only_when_paid=True)
-    else:
-        release(session, dovuto, reason=f"ricevuta negativa {receipt.receipt_id}", actor=actor)
-        close_attempt(session, [attempt] if attempt and attempt.state == ATTEMPT_STARTED else [], ATTEMPT_NOT_PAID,
-                      ccp=receipt.receipt_id)
 
 
 def receipts_of(session: Session, fiscal_code: str, iuv: str) -> list[Receipt]:

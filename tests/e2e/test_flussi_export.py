@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from gateway import faults
 from gateway.flussi import sil
-from gateway.payments import receipts, states
+from gateway.payments import psp_receipts, states
 from gateway.payments.node_side import IncomingReceipt, Subject, Transfer
 from gateway.runtime import Runtime
 from storage.models import Dovuto, Ente, TipoDovuto
@@ -49,7 +49,7 @@ def add_dovuto(db, ente, iud: str, iuv: str, amount: str, *, causale: str = "Tas
 def pay(db, ente, iuv: str, amount: str, causale: str = "Tassa rifiuti") -> None:  # noqa: ANN001
     with db.transaction() as session:
         row = session.scalar(select(Ente).where(Ente.cod_ipa == ente.cod_ipa))
-        stored = receipts.store_receipt(session, row, IncomingReceipt(
+        stored = psp_receipts.store_receipt(session, row, IncomingReceipt(
             version="paSendRTV2", receipt_id=f"R{iuv}", notice_number="3" + iuv, fiscal_code=ente.fiscal_code,
             outcome="OK", iuv=iuv, amount=Decimal(amount), description="TARI", company_name=ente.name,
             debtor=Subject("F", "RSSMRA80A01H501U", "Mario Rossi"),

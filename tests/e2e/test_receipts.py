@@ -325,7 +325,7 @@ def test_concurrent_inserts_of_an_unknown_receipt_race_on_the_unique_constraint(
     """No position to lock: the unique (fiscal_code, receipt_id) constraint decides, the losers count a delivery."""
     from tests.conftest import create_ente
     from gateway.payments.node_side import IncomingReceipt, Subject, Transfer
-    from gateway.payments.receipts import store_receipt
+    from gateway.payments.psp_receipts import store_receipt
 
     demo = create_ente(database)
     ghost_iuv = iuv_rules.make_iuv17("01", 99_999_999_997)

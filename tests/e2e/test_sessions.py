@@ -25,7 +25,7 @@ from gateway.enti.credentials import mypay_cart_hash
 from gateway.enti.registry import add_tipo_dovuto, set_tipo_dovuto_enabled
 from gateway.payments import iuv as iuv_rules
 from gateway.payments.node_side import IncomingReceipt, Subject, Transfer
-from gateway.payments.receipts import store_receipt
+from gateway.payments.psp_receipts import store_receipt
 from storage.db import Database
 from storage.models import Carrello, Dovuto, Ente, PaymentAttempt
 from tests.conftest import REFERENCE, create_ente, new_database_url, start_gateway, stop_gateway
@@ -197,7 +197,7 @@ def cart_row(gw: Any, id_session: str) -> Carrello:
 
 
 def pay(gw: Any, ente: Any, dovuto_id: int, *, receipt_id: str | None = None) -> str:
-    """A modello-3 receipt stored the way paSendRTV2 stores it (receipts.store_receipt)."""
+    """A modello-3 receipt stored the way paSendRTV2 stores it (psp_receipts.store_receipt)."""
     receipt_id = receipt_id or uuid.uuid4().hex[:30]
     with gw.db.transaction() as session:
         dovuto = session.get(Dovuto, dovuto_id)
