@@ -8,8 +8,8 @@ they are one are masked by ``_redact``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
-import uuid
 from typing import Any
 
 import structlog
@@ -47,7 +47,7 @@ def new_request_id(incoming: str | None = None) -> str:
     """A caller-supplied X-Request-ID is kept when it looks sane; otherwise a new one is made."""
     if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum():
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID per request
 
 
 def start_request(request_id: str, **fields: Any) -> None:

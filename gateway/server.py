@@ -58,7 +58,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
     gc.freeze()
 
     def post_fork(_server: Any, _worker: Any) -> None:
-        app.runtime.database.engine.dispose(close=False)
+        app.runtime.database.after_fork()
 
     def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess

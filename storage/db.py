@@ -115,6 +115,12 @@ class Database:
                 raise
             direct.connection.commit()
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's pooled connections without closing them (they are its)."""
+        self.engine.dispose(close=False)
+        if self._autocommit is not None:
+            self._autocommit.dispose(close=False)
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self._autocommit is not None:

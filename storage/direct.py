@@ -12,8 +12,9 @@ a transaction committed on success, rolled back on any error.
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -112,6 +113,14 @@ class Direct:
         """Run a statement without RETURNING; the number of rows it changed."""
         result = statement.execute(self._cursor, self.dialect, params)
         return result if isinstance(result, int) else len(result)
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements whose results nobody reads, sent together: one round trip to PostgreSQL instead of one
+        each (psycopg's pipeline mode; an error surfaces when the block ends). Elsewhere they just run."""
+        enter = getattr(self.connection, "pipeline", None)
+        with enter() if enter is not None else nullcontext():
+            yield
 
     def close(self) -> None:
         self._cursor.close()

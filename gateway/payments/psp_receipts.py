@@ -178,21 +178,23 @@ def store_receipt(session: Session, ente: Ente, receipt: IncomingReceipt) -> Sto
             raise faults.system_error("ricevuta non memorizzata", ente.fiscal_code)
         return known
     outcome_date = paid_at.date() if receipt.payment_datetime else date.today()
-    for transfer in receipt.transfers:
-        db.run(_INSERT_PAYMENT, receipt_id=stored[0], index=transfer.id_transfer, iuv=receipt.iuv,
-               iur=receipt.receipt_id, amount=transfer.amount,
-               fiscal_code_pa=(transfer.fiscal_code_pa or "")[:11] or None, iban=(transfer.iban or "")[:34] or None,
-               causale=transfer.remittance, dati_specifici_riscossione=(transfer.category or "")[:140] or None,
-               outcome_date=outcome_date)
-    if dovuto is not None:
-        _settle(session, db, dovuto, receipt, target, now)
+    with db.pipeline():  # nothing below is read back: one round trip for all of it
+        for transfer in receipt.transfers:
+            db.run(_INSERT_PAYMENT, receipt_id=stored[0], index=transfer.id_transfer, iuv=receipt.iuv,
+                   iur=receipt.receipt_id, amount=transfer.amount,
+                   fiscal_code_pa=(transfer.fiscal_code_pa or "")[:11] or None,
+                   iban=(transfer.iban or "")[:34] or None, causale=transfer.remittance,
+                   dati_specifici_riscossione=(transfer.category or "")[:140] or None, outcome_date=outcome_date)
+        if dovuto is not None:
+            _settle(db, dovuto, receipt, target, now)
+    if dovuto is not None and dovuto.carrello_id is not None and receipt.outcome == "OK":
+        settle_carrello(session, dovuto.carrello_id, only_when_paid=True)
     if flags:
         log.warning("receipt stored with flags", receipt_id=receipt.receipt_id, flags=flags)
     return StoredReceipt(id=stored[0], duplicate=False, flags=tuple(flags))
 
 
-def _settle(session: Session, db: Direct, dovuto: notices.Position, receipt: IncomingReceipt, target: str | None,
-            now: Any) -> None:
+def _settle(db: Direct, dovuto: notices.Position, receipt: IncomingReceipt, target: str | None, now: Any) -> None:
     ok = receipt.outcome == "OK"
     if target is not None:
         reason = (f"ricevuta {receipt.receipt_id} ({receipt.version})" if ok
@@ -204,5 +206,3 @@ def _settle(session: Session, db: Direct, dovuto: notices.Position, receipt: Inc
     # The latest PSP attempt on the position: paid whatever its state, not paid only while it was running.
     db.run(_CLOSE_LATEST if ok else _CLOSE_LATEST_STARTED, dovuto_id=dovuto.id,
            state=ATTEMPT_PAID if ok else ATTEMPT_NOT_PAID, now=now, ccp=receipt.receipt_id[:35])
-    if ok and dovuto.carrello_id is not None:
-        settle_carrello(session, dovuto.carrello_id, only_when_paid=True)

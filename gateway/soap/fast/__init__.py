@@ -53,11 +53,27 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
+@dataclass(frozen=True)
+class _Meters:
+    """An operation's metric children, resolved once: ``labels()`` costs more than the increment itself."""
+
+    fast: Any
+    spyne: Any
+    requests: Any
+    latency: Any
+
+    @classmethod
+    def of(cls, name: str) -> "_Meters":
+        return cls(DISPATCHED.labels(name, "fast"), DISPATCHED.labels(name, "spyne"),
+                   metrics.REQUESTS.labels(SERVICE, name), metrics.LATENCY.labels(SERVICE, name))
+
+
 class FastPath:
     """Called by the endpoint after the hardened parse; None means "let Spyne answer"."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.meters = {operation.name: _Meters.of(operation.name) for operation in OPERATIONS.values()}
 
     def __call__(self, root: etree._Element, content_type: str | None, body: bytes) -> bytes | None:
         operation = OPERATIONS.get(etree.QName(root).localname)
@@ -68,20 +84,21 @@ class FastPath:
                 raise read.Unreadable("envelope or encoding")
             request = operation.read(root)
         except read.Unreadable as exc:
-            DISPATCHED.labels(operation.name, "spyne").inc()
+            self.meters[operation.name].spyne.inc()
             log.debug("fast path hands over to Spyne", reason=str(exc)[:100])
             return None
-        DISPATCHED.labels(operation.name, "fast").inc()
+        self.meters[operation.name].fast.inc()
         return self._run(operation, request)
 
     def _run(self, operation: Operation, request: Any) -> bytes:
         started = time.perf_counter()
+        meters = self.meters[operation.name]
         logs.bind_request(operation=operation.name)
-        metrics.REQUESTS.labels(SERVICE, operation.name).inc()
+        meters.requests.inc()
         try:
             inner = self._answer(operation, request)
         finally:
-            metrics.LATENCY.labels(SERVICE, operation.name).observe(time.perf_counter() - started)
+            meters.latency.observe(time.perf_counter() - started)
         if isinstance(inner, bytes):
             return inner
         return render.envelope(operation.response_element, inner)
