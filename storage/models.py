@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, Text, UniqueConstraint)
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from storage.types import Money, UtcDateTime, utcnow
@@ -117,13 +117,19 @@ class Dovuto(Timestamped, Base):
         Index("ix_dovuto_ente_iuv", "ente_id", "iuv"),
         Index("ix_dovuto_payer", "payer_code", "state"),
         Index("ix_dovuto_ente_state_due", "ente_id", "state", "due_date"),
+        # Only positions paid in a cart have a carrello: imported and SOAP-loaded ones (nearly all) add no
+        # entry. A lookup by carrello_id (never IS NULL) implies the predicate on both databases.
+        Index("ix_dovuto_carrello_id", "carrello_id", postgresql_where=text("carrello_id IS NOT NULL"),
+              sqlite_where=text("carrello_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ente_id: Mapped[int] = mapped_column(ForeignKey("ente.id"))
     tipo_dovuto_id: Mapped[int | None] = mapped_column(ForeignKey("tipo_dovuto.id"))
-    carrello_id: Mapped[int | None] = mapped_column(ForeignKey("carrello.id"), index=True)
-    import_flow_id: Mapped[int | None] = mapped_column(ForeignKey("import_flow.id"), index=True)
+    carrello_id: Mapped[int | None] = mapped_column(ForeignKey("carrello.id"))  # indexed above
+    # Not indexed: no query selects dovuti by their flow and import flows are never deleted, while every
+    # imported row would pay for the entry.
+    import_flow_id: Mapped[int | None] = mapped_column(ForeignKey("import_flow.id"))
     iud: Mapped[str] = mapped_column(String(35))
     iuv: Mapped[str | None] = mapped_column(String(35))
     notice_number: Mapped[str | None] = mapped_column(String(18))

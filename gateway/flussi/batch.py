@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Union
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gateway.flussi import bulk
@@ -36,7 +36,12 @@ STATIC_COLUMNS = ("tipo_dovuto_id", "import_flow_id", "payer_type", "payer_code"
                   "tipo_versamento", "bilancio", "secondary")
 INSERT_COLUMNS = ("id", "ente_id", "iud", "state", "iuv", "notice_number", "iuv_generated", "created_at",
                   "updated_at") + STATIC_COLUMNS
+# PostgreSQL's COPY text of a new dovuto: what only process_batch knows (id, IUV), the batch's constants, then
+# the row's own text made by prepare (iud and STATIC_COLUMNS).
+COPY_COLUMNS = ("id", "iuv", "notice_number", "iuv_generated", "ente_id", "state", "created_at", "updated_at",
+                "iud") + STATIC_COLUMNS
 TRANSITION_COLUMNS = ("dovuto_id", "from_state", "to_state", "at", "reason", "actor")
+_NULL = "\\N"
 REJECTION_COLUMNS = ("import_flow_id", "row_number", "raw_line", "code", "description")
 
 
@@ -50,6 +55,10 @@ class BatchContext:
     tipi: dict[str, R.Tipo]
     reason: str
     copy_text: bool = False  # PostgreSQL: prepare the rows' COPY text too (in the read-ahead thread)
+
+    @property
+    def flow_text(self) -> str:
+        return str(self.flow_id)
 
 
 @dataclass
@@ -73,7 +82,8 @@ class Prepared:
     """A row after the checks that need no database.
 
     ``checked`` is phase B's verdict (None: no problem), or the exception it raised, re-raised only where
-    process_batch would have run phase B. ``static`` holds the STATIC_COLUMNS values of a row that passed;
+    process_batch would have run phase B. ``static`` holds the STATIC_COLUMNS values of a row that passed
+    (on PostgreSQL an azione I row has ``static_text`` instead: its iud and STATIC_COLUMNS as COPY text);
     ``iuv_head`` / ``iuv_tail`` its IUV-file line around the codIuv field, which is only known later.
     """
 
@@ -88,7 +98,11 @@ class Prepared:
 
 
 def _quoted(values: list[str]) -> str:
-    # quote_field inlined: this runs for every field of every accepted row.
+    """The fields of an IUV-file line, each quoted (MyPay's backslash escape) only when it holds `;` or `"`."""
+    joined = ";".join(values)
+    if '"' not in joined and joined.count(";") == len(values) - 1:
+        return joined  # the common case, decided in C: nothing to quote
+    # quote_field inlined: this runs for every field of a row that needs it.
     return ";".join(['"' + v.replace('"', '\\"') + '"' if (";" in v or '"' in v) else v for v in values])
 
 
@@ -103,11 +117,34 @@ def _static(context: BatchContext, row: R.Row) -> tuple:
             (row.tipo_versamento or "ALL").upper(), row.bilancio, secondary)
 
 
+def _insert_text(context: BatchContext, row: R.Row) -> str:
+    """The COPY text of a new dovuto's iud and STATIC_COLUMNS: ``copy_line((row.iud,) + _static(...))``.
+
+    Built straight from the row's strings: every value comes from the raw line (or is a number or date we
+    format), so a raw line without backslash or tab needs no escaping at all, which is what nearly every
+    line is; the others, and multi-beneficiary rows (a JSON value), go the general way. Amounts passed
+    phase B (whole cents), so their two-decimal format is their quantized text.
+    """
+    raw = row.raw
+    if "\\" in raw or "\t" in raw or (row.multi and row.secondary):
+        return bulk.copy_line((row.iud,) + _static(context, row))
+    null = _NULL
+    fee = row.fee
+    due = row.due_date
+    return "\t".join((
+        row.iud, str(row.tipo.id) if row.tipo else null, context.flow_text, row.payer_type, row.payer_code,
+        row.payer_name, row.payer_address or null, row.payer_civic or null, row.payer_postal_code or null,
+        row.payer_city or null, row.payer_province or null, row.payer_country or null, row.payer_email or null,
+        f"{row.amount:.2f}", null if fee is None else f"{fee:.2f}", null if due is None else due.isoformat(),
+        row.causale, row.dsr, (row.tipo_versamento or "ALL").upper(), row.bilancio or null, null))
+
+
 def prepare(context: BatchContext, batch: list[tuple[int, str]]) -> list[Prepared]:
     """Split and check every row of ``batch``; pure (no database), so it may run in another thread."""
     out: list[Prepared] = []
     tracciato, version, tipi, code = context.tracciato, context.version, context.tipi, context.application_code
     width = tracciato.width
+    copy_text = context.copy_text
     for number, raw in batch:
         row = R.phase_a(tracciato, number, raw, split_line(raw))
         item = Prepared(number, raw, row)
@@ -117,8 +154,11 @@ def prepare(context: BatchContext, batch: list[tuple[int, str]]) -> list[Prepare
         try:
             item.checked = R.phase_b(row, version=version, tipi=tipi, application_code=code)
             if item.checked is None:
-                item.static = _static(context, row)
-                fields = list(row.fields[:width])
+                if copy_text and row.azione == "I":
+                    item.static_text = _insert_text(context, row)
+                else:
+                    item.static = _static(context, row)
+                fields = row.fields[:width]
                 fields[13] = f"{row.amount:.2f}"
                 if row.fee is not None:
                     fields[14] = f"{row.fee:.2f}"
@@ -126,10 +166,6 @@ def prepare(context: BatchContext, batch: list[tuple[int, str]]) -> list[Prepare
                 item.iuv_tail = _quoted(fields[2:])
                 # A few batches are alive at once: keep only what process_batch still reads.
                 row.fields = []
-                if context.copy_text:
-                    item.static_text = bulk.copy_line(item.static)
-                    if row.azione == "I":
-                        item.static = None  # inserted from static_text
         except Exception as exc:  # noqa: BLE001 - kept for the moment phase B would have raised it
             item.checked = exc
     return out
@@ -148,6 +184,14 @@ def _existing(session: Session, ente_id: int, iuds: list[str]) -> dict[str, _Exi
     # FOR UPDATE: a payment must not start on a position this batch modifies or annuls.
     columns = (Dovuto.id, Dovuto.iud, Dovuto.state, Dovuto.iuv, Dovuto.import_flow_id)
     found: dict[str, _Existing] = {}
+    if bulk.is_postgres(session):
+        # The IUDs as one array literal (see bulk.text_array), not a driver-dumped list. The parameter goes
+        # untyped, so the server reads it as text[] and plans with its 10,000 values: typed as text and cast,
+        # it would be an unknown array, planned as a filter over the ente's rows (quadratic over a flow).
+        query = text("SELECT id, iud, state, iuv, import_flow_id FROM dovuto "
+                     "WHERE ente_id = :ente AND iud = ANY(CAST(:iuds AS text[])) FOR UPDATE")
+        rows = session.execute(query, {"ente": ente_id, "iuds": bulk.text_array(iuds)})
+        return {iud: _Existing(i, s, v, f) for i, iud, s, v, f in rows}
     for condition in bulk.member_of(session, Dovuto.iud, iuds):
         query = select(*columns).where(Dovuto.ente_id == ente_id, condition).with_for_update()
         found.update({iud: _Existing(i, s, v, f) for i, iud, s, v, f in session.execute(query)})
@@ -252,7 +296,9 @@ def process_batch(session: Session, context: BatchContext,
         else:
             annuls[found.id] = row.number  # type: ignore[union-attr]
         accepted.add(iud)
-        iuv_lines.append(item.iuv_head + ";" + _quoted([iuv or ""]) + ";" + item.iuv_tail)
+        # An IUV is digits (or an RF reference): quoting only for anything else.
+        iuv_text = "" if not iuv else iuv if iuv.isalnum() else _quoted([iuv])
+        iuv_lines.append(item.iuv_head + ";" + iuv_text + ";" + item.iuv_tail)
 
     if block is not None:
         block.close()
@@ -275,22 +321,39 @@ def process_batch(session: Session, context: BatchContext,
 
 def _insert(session: Session, context: BatchContext, inserts: list[tuple], now) -> None:  # noqa: ANN001
     """New dovuti and their creation audit rows (what states.record_creation writes one at a time)."""
-    ids = bulk.new_ids(session, Dovuto.__table__, len(inserts))
     ente_id, state, reason = context.ente_id, states.INSERIMENTO_DOVUTO, context.reason
     if context.copy_text and bulk.is_postgres(session):
-        at = now.isoformat()
-        line = bulk.copy_line
-        # Generators: lines are made while the server works on the chunks already sent.
-        bulk.copy_text(session, "dovuto", INSERT_COLUMNS, (
-            line((new_id, ente_id, iud, state, iuv, notice, generated, at, at)) + "\t" + item.static_text
-            for new_id, (_, iud, iuv, notice, generated, item) in zip(ids, inserts)))
-        bulk.copy_text(session, "dovuto_transition", TRANSITION_COLUMNS, (
-            line((new_id, None, state, at, f"{reason} riga {number}"[:255], ACTOR))
-            for new_id, (number, *_) in zip(ids, inserts)))
+        _insert_copy(session, context, inserts, now)
         return
+    ids = bulk.new_ids(session, Dovuto.__table__, len(inserts))
     bulk.copy_rows(session, Dovuto.__table__, INSERT_COLUMNS, [
         (new_id, ente_id, iud, state, iuv, notice, generated, now, now) + item.static
         for new_id, (_, iud, iuv, notice, generated, item) in zip(ids, inserts)])
     bulk.copy_rows(session, DovutoTransition.__table__, TRANSITION_COLUMNS, [
         (new_id, None, state, now, f"{reason} riga {number}"[:255], ACTOR)
         for new_id, (number, *_) in zip(ids, inserts)])
+
+
+def _insert_copy(session: Session, context: BatchContext, inserts: list[tuple], now) -> None:  # noqa: ANN001
+    """PostgreSQL's _insert: the dovuti by COPY, their audit rows by one INSERT ... SELECT over the new ids.
+
+    Each COPY line is the prepared row text behind four per-row values and the batch's constants; the
+    audit rows need no line at all (the server makes them from the ids and row numbers, the same values
+    the per-row path writes).
+    """
+    ids = bulk.new_id_texts(session, "dovuto", len(inserts))
+    state, null = states.INSERIMENTO_DOVUTO, _NULL
+    at = now.isoformat()
+    constants = f"\t{context.ente_id}\t{state}\t{at}\t{at}\t"
+    # A generator: lines are made while the server works on the chunks already sent. The IUV is digits
+    # (or an RF reference) when valid; anything else is escaped.
+    bulk.copy_text(session, "dovuto", COPY_COLUMNS, (
+        f"{new_id}\t{null if iuv is None else iuv if iuv.isalnum() else bulk.copy_value(iuv)}\t"
+        f"{notice or null}\t{'t' if generated else 'f'}{constants}{item.static_text}"
+        for new_id, (_, _, iuv, notice, generated, item) in zip(ids, inserts)))
+    session.execute(text(
+        "INSERT INTO dovuto_transition (dovuto_id, from_state, to_state, at, reason, actor) "
+        "SELECT t.id, NULL, :state, :at, left(:reason || t.n, 255), :actor "
+        "FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS integer[])) AS t(id, n)"),
+        {"state": state, "at": now, "reason": f"{context.reason} riga ", "actor": ACTOR,
+         "ids": "{" + ",".join(ids) + "}", "numbers": "{" + ",".join([str(item[0]) for item in inserts]) + "}"})

@@ -240,10 +240,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('ente_id', 'iud', name=op.f('uq_dovuto_ente_id_iud'))
     )
     with op.batch_alter_table('dovuto', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_dovuto_carrello_id'), ['carrello_id'], unique=False)
+        batch_op.create_index('ix_dovuto_carrello_id', ['carrello_id'], unique=False, postgresql_where=sa.text('carrello_id IS NOT NULL'), sqlite_where=sa.text('carrello_id IS NOT NULL'))
         batch_op.create_index('ix_dovuto_ente_iuv', ['ente_id', 'iuv'], unique=False)
         batch_op.create_index('ix_dovuto_ente_state_due', ['ente_id', 'state', 'due_date'], unique=False)
-        batch_op.create_index(batch_op.f('ix_dovuto_import_flow_id'), ['import_flow_id'], unique=False)
         batch_op.create_index('ix_dovuto_payer', ['payer_code', 'state'], unique=False)
 
     op.create_table('import_rejection',
@@ -416,10 +415,9 @@ def downgrade() -> None:
     op.drop_table('import_rejection')
     with op.batch_alter_table('dovuto', schema=None) as batch_op:
         batch_op.drop_index('ix_dovuto_payer')
-        batch_op.drop_index(batch_op.f('ix_dovuto_import_flow_id'))
         batch_op.drop_index('ix_dovuto_ente_state_due')
         batch_op.drop_index('ix_dovuto_ente_iuv')
-        batch_op.drop_index(batch_op.f('ix_dovuto_carrello_id'))
+        batch_op.drop_index('ix_dovuto_carrello_id', postgresql_where=sa.text('carrello_id IS NOT NULL'), sqlite_where=sa.text('carrello_id IS NOT NULL'))
 
     op.drop_table('dovuto')
     with op.batch_alter_table('tipo_dovuto', schema=None) as batch_op:
