@@ -18,10 +18,21 @@ _SECRET_KEYS = {"password", "passwordmypivot", "secret", "token", "authorization
                 "secret_key", "dovuti", "dovuto", "rt", "rpt", "pagati", "base64zipavviso"}
 
 
+_secret_key_cache: dict[str, bool] = {}
+
+
+def _is_secret(key: str) -> bool:
+    secret = _secret_key_cache.get(key)
+    if secret is None:
+        secret = key.lower().replace("-", "_") in _SECRET_KEYS
+        if len(_secret_key_cache) < 4096:  # field names are few; never let odd ones grow it without bound
+            _secret_key_cache[key] = secret
+    return secret
+
+
 def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event):
-        if key.lower().replace("-", "_") in _SECRET_KEYS:
-            event[key] = "***"
+    for key in [key for key in event if _is_secret(key)]:
+        event[key] = "***"
     return event
 
 

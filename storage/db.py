@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event
@@ -73,6 +75,9 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._pool_size = pool_size
         self._autocommit: Engine | None = None  # made on first autocommit(): most processes never need it
+        self._held = threading.local()
+        self._all_held: list[_Held] = []
+        self._lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,32 +101,42 @@ class Database:
     @contextmanager
     def autocommit(self) -> Iterator[Direct]:
         """An autocommit connection: each statement sees its own snapshot, with no BEGIN/COMMIT round trips.
-        For single-statement reads only; several statements here are not one consistent view."""
-        if self._autocommit is None:
-            self._autocommit = make_engine(self.url, pool_size=self._pool_size, autocommit=True)
-        with _borrowed(self._autocommit) as direct:
-            yield direct
-
-    @contextmanager
-    def direct_transaction(self) -> Iterator[Direct]:
-        """A transaction on a pooled connection: committed on success, rolled back on any exception."""
-        with _borrowed(self.engine) as direct:
-            if self.is_sqlite:
-                direct.connection.execute("BEGIN IMMEDIATE")  # queue for the write lock now, not on upgrade
-            try:
-                yield direct
-            except BaseException:
-                direct.connection.rollback()
-                raise
-            direct.connection.commit()
+        For single-statement reads (and single-statement writes); several statements here are not one
+        consistent view. Each thread keeps its connection and cursor: the node's hot calls skip the pool."""
+        held = getattr(self._held, "direct", None)
+        if held is None:
+            if self._autocommit is None:
+                self._autocommit = make_engine(self.url, pool_size=self._pool_size, autocommit=True)
+            fairy = self._autocommit.raw_connection()  # checked out for the thread's life
+            held = self._held.direct = _Held(fairy, Direct(fairy.dbapi_connection, self._autocommit.dialect))
+            with self._lock:
+                self._all_held.append(held)
+        dialect = held.direct.dialect
+        try:
+            yield held.direct
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, held.fairy.dbapi_connection, None):
+                self._held.direct = None  # the next call reconnects
+                with self._lock:
+                    self._all_held.remove(held)
+                held.fairy.invalidate(exc)
+            raise
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's pooled connections without closing them (they are its)."""
         self.engine.dispose(close=False)
+        self._held = threading.local()
+        self._all_held = []
         if self._autocommit is not None:
             self._autocommit.dispose(close=False)
 
     def dispose(self) -> None:
+        with self._lock:
+            held, self._all_held = self._all_held, []
+        self._held = threading.local()
+        for one in held:
+            one.direct.close()
+            one.fairy.close()  # back to the pool, which dispose() then closes
         self.engine.dispose()
         if self._autocommit is not None:
             self._autocommit.dispose()
@@ -133,19 +148,7 @@ def direct_in(session: Session) -> Direct:
     return Direct(connection.connection.dbapi_connection, connection.dialect)
 
 
-@contextmanager
-def _borrowed(engine: Engine) -> Iterator[Direct]:
-    """A DBAPI connection from the engine's pool. A lost server connection empties the pool, as SQLAlchemy
-    does for its own statements, so the next call reconnects instead of meeting the other dead ones."""
-    fairy = engine.raw_connection()
-    direct = Direct(fairy.dbapi_connection, engine.dialect)
-    try:
-        yield direct
-    except engine.dialect.loaded_dbapi.Error as exc:
-        if engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None):
-            fairy.invalidate(exc)
-            engine.dispose()
-        raise
-    finally:
-        direct.close()
-        fairy.close()
+@dataclass
+class _Held:
+    fairy: Any  # the pool's checked-out connection record
+    direct: Direct

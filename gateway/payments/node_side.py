@@ -100,9 +100,9 @@ _NEW_ATTEMPT = Statement(insert(PaymentAttempt).values(
 
 
 def _ente_on_node(db: Direct, fiscal_code: str, *, cached: bool) -> EnteOnNode | None:
-    # verify, getPayment and the receipts come several times per payment and per second; an ente's
-    # registration changes rarely, and a change (disabled, renamed) reaches them within the TTL on every
-    # process. The rare calls (legacy RT, demand notice) read it fresh.
+    # verify and getPayment come several times per payment and per second; an ente's registration changes
+    # rarely, and a change (disabled, renamed) reaches them within the TTL on every process. Receipts and
+    # the rare calls read it fresh: switching an ente off stops its receipts at once (the node retries them).
     now = time.monotonic()
     hit = _ente_cache.get(fiscal_code) if cached else None
     if hit is not None and hit[0] > now:
@@ -192,7 +192,7 @@ def get_payment(runtime: Runtime, call: NodeCall, fiscal_code: str, notice_numbe
 def send_receipt(runtime: Runtime, call: NodeCall, receipt: IncomingReceipt) -> None:
     """paSendRT[V2]: store the receipt once (a repeated one answers OK too) and settle its position."""
     with _node_call(runtime, receipt.version, call.id_pa) as session:
-        ente = check_station(runtime, call, cached=True)
+        ente = check_station(runtime, call)
         stored = psp_receipts.store_receipt(session, ente, receipt)
         logs.bind_request(receipt_row=stored.id, duplicate=stored.duplicate)
 
