@@ -39,6 +39,13 @@ class Settings:
     station_id: str = "99999000013_01"
     station_password: str = "stationpwd1"
     node_url: str = "http://127.0.0.1:8080/sim"
+    # The node's endpoints, when they are not under node_url as the simulator serves them (production:
+    # https://api.platform.pagopa.it/nodo/nodo-per-pa/v1 and …/checkout/ec/v1), and the API keys pagoPA's
+    # gateway asks for (header Ocp-Apim-Subscription-Key), one per subscribed product.
+    nodo_per_pa_url: str = ""
+    checkout_url: str = ""
+    node_subscription_key: str = ""
+    checkout_subscription_key: str = ""
     public_url: str = "http://127.0.0.1:8080"
     simulator_url: str = ""
     data_dir: Path = Path("var")
@@ -70,6 +77,14 @@ class Settings:
         return self.secret_key or _local_secret(self.data_dir)
 
     @property
+    def effective_nodo_per_pa_url(self) -> str:
+        return (self.nodo_per_pa_url or self.node_url.rstrip("/") + "/NodoPerPa").rstrip("/")
+
+    @property
+    def effective_checkout_url(self) -> str:
+        return (self.checkout_url or self.node_url.rstrip("/") + "/checkout/v1").rstrip("/")
+
+    @property
     def effective_simulator_url(self) -> str:
         return self.simulator_url or self.public_url.rstrip("/") + "/sim"
 
@@ -99,6 +114,10 @@ def load_settings(**overrides: object) -> Settings:
         station_id=_env("STATION_ID", defaults.station_id),
         station_password=_env("STATION_PASSWORD", defaults.station_password),
         node_url=_env("NODE_URL", defaults.node_url),
+        nodo_per_pa_url=_env("NODO_PER_PA_URL", ""),
+        checkout_url=_env("CHECKOUT_URL", ""),
+        node_subscription_key=_env("NODE_SUBSCRIPTION_KEY", ""),
+        checkout_subscription_key=_env("CHECKOUT_SUBSCRIPTION_KEY", ""),
         public_url=_env("PUBLIC_URL", defaults.public_url),
         simulator_url=_env("SIMULATOR_URL", ""),
         data_dir=Path(_env("DATA_DIR", str(defaults.data_dir))),

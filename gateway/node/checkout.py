@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import requests
 
+from gateway.node import headers
 from gateway.node.model import CartInfo, NodeError, Notice
 from gateway.payments.identifiers import amount_to_cents
 
@@ -49,11 +50,12 @@ def _secondary_amount(notice: Notice) -> Decimal:
     return Decimal("0")
 
 
-def post_cart(http: requests.Session, node_url: str, body: dict[str, Any], timeout: tuple[float, float]) -> str:
+def post_cart(http: requests.Session, checkout_url: str, body: dict[str, Any], timeout: tuple[float, float], *,
+              api_key: str = "") -> str:
     """Send the cart; the 302's Location is the page the payer's browser goes to."""
-    url = node_url.rstrip("/") + "/checkout/v1/carts"
     try:
-        response = http.post(url, json=body, timeout=timeout, allow_redirects=False)
+        response = http.post(checkout_url + "/carts", json=body, timeout=timeout, allow_redirects=False,
+                             headers=headers.api_key(api_key))
     except requests.Timeout as exc:
         raise NodeError(f"Checkout did not answer in time: {type(exc).__name__}", transport=True) from exc
     except requests.RequestException as exc:

@@ -40,7 +40,8 @@ class NodeClient:
         if cart.payment_model == "rpt":
             return self._open_rpt(cart, notices, on_prepared)
         body = checkout.cart_request(cart, notices)
-        url = checkout.post_cart(self.http, self.settings.node_url, body, self.timeout)
+        url = checkout.post_cart(self.http, self.settings.effective_checkout_url, body, self.timeout,
+                                 api_key=self.settings.checkout_subscription_key)
         log.info("checkout cart opened", id_session=cart.id_session, notices=len(notices))
         return OpenedPayment(url=url, opened_at=utcnow())
 

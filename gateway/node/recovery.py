@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from gateway import faults, logs
 from gateway import xml as safe_xml
+from gateway.node import headers
 from gateway.payments import receipts, states
 from gateway.settings import Settings
 from storage.db import Database
@@ -79,9 +80,8 @@ def call_node(settings: Settings, operation: str, ente_fc: str, iuv: str, ccp: s
         etree.SubElement(body, name).text = value  # unqualified children (NodoPerPa sets no elementFormDefault)
     try:
         response = (http or requests).post(
-            settings.node_url.rstrip("/") + "/NodoPerPa", data=etree.tostring(env, xml_declaration=True,
-                                                                                encoding="UTF-8"),
-            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation}"'}, timeout=TIMEOUT)
+            settings.effective_nodo_per_pa_url, data=etree.tostring(env, xml_declaration=True, encoding="UTF-8"),
+            headers=headers.soap(operation, settings.node_subscription_key), timeout=TIMEOUT)
     except requests.RequestException as exc:
         raise NodeUnavailable(f"{operation}: node unreachable ({type(exc).__name__})") from exc
     try:
@@ -174,26 +174,10 @@ def recover_rpt(database: Database, settings: Settings, attempt: PaymentAttempt,
     return "pending"
 
 
-def recover_checkout(database: Database, settings: Settings, attempt: PaymentAttempt, ente_fc: str) -> str:
-    base = settings.node_url.rstrip("/")
-    try:
-        response = requests.get(base + "/api/receipts", params={"fiscalCode": ente_fc, "iuv": attempt.iuv or ""},
-                                timeout=TIMEOUT)
-        found = response.json() if response.status_code == 200 else None
-    except (requests.RequestException, ValueError) as exc:
-        raise NodeUnavailable(f"receipt lookup failed ({type(exc).__name__})") from exc
-    items = found.get("receipts", found) if isinstance(found, dict) else (found or [])
-    items = [item for item in items if isinstance(item, dict)]
-    if items:
-        for item in items:
-            receipt_id = item.get("receiptId") or item.get("receipt_id")
-            if receipt_id and (item.get("state") in ("HELD", "FAILED")):
-                try:
-                    requests.post(f"{base}/api/receipts/{receipt_id}/deliver", timeout=TIMEOUT)
-                except requests.RequestException as exc:
-                    raise NodeUnavailable(f"receipt re-delivery failed ({type(exc).__name__})") from exc
-        _reschedule(database, settings, attempt.id, "receipt asked again to the node")
-        return "redelivery_requested"
+def recover_checkout(database: Database, settings: Settings, attempt: PaymentAttempt) -> str:
+    """Modello 3 has no receipt the ente can ask the node for: the node pushes paSendRT[V2] and retries it
+    by itself. The attempt waits for it and expires with its lifetime, so the cart is closed and its
+    notices payable again; a receipt arriving after that is still stored and completes its position."""
     if attempt.expires_at is not None and attempt.expires_at < utcnow():
         _expire(database, attempt.id, "nessuna ricevuta entro la durata del tentativo")
         return "expired"
@@ -213,7 +197,7 @@ def recover(database: Database, settings: Settings, attempt_id: int) -> dict[str
         if attempt.model == "rpt":
             result = recover_rpt(database, settings, attempt, ente_fc)
         elif attempt.model == "checkout":
-            result = recover_checkout(database, settings, attempt, ente_fc)
+            result = recover_checkout(database, settings, attempt)
         else:  # "psp" tokens expire by themselves (gateway.payments.tasks)
             return {"result": "not_recoverable_here"}
     except NodeUnavailable as exc:

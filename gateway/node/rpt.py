@@ -17,6 +17,7 @@ import requests
 from lxml import etree
 
 from gateway import xml as safe_xml
+from gateway.node import headers
 from gateway.node.model import NodeError, Notice, PreparedRpt
 from gateway.payments import documents
 from gateway.payments.documents import Dominio, IdentificativoUnivoco, Istituto, MarcaBollo, Rpt, \
@@ -125,11 +126,10 @@ def _add(parent: etree._Element, name: str, text: str) -> None:
 def send_cart(http: requests.Session, settings: Settings, cart_id: str, rpts: Sequence[PreparedRpt],
               timeout: tuple[float, float]) -> str:
     """Call nodoInviaCarrelloRPT; the url of an OK answer, a NodeError otherwise."""
-    url = settings.node_url.rstrip("/") + "/NodoPerPa"
     payload = envelope(settings, cart_id, rpts)
     try:
-        response = http.post(url, data=payload, timeout=timeout, headers={
-            "Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"nodoInviaCarrelloRPT"'})
+        response = http.post(settings.effective_nodo_per_pa_url, data=payload, timeout=timeout,
+                             headers=headers.soap("nodoInviaCarrelloRPT", settings.node_subscription_key))
     except requests.Timeout as exc:
         raise NodeError(f"nodoInviaCarrelloRPT: no answer in time ({type(exc).__name__})", transport=True) from exc
     except requests.RequestException as exc:

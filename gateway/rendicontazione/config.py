@@ -26,6 +26,7 @@ class ReportingSettings:
     fdr_url: str
     fdr_subscription_key: str
     nodo_per_pa_url: str
+    node_subscription_key: str
     station: LegacyStation
     # Further stations configured legacy, each polled over SOAP for the enti it serves.
     legacy_stations: tuple[LegacyStation, ...]
@@ -61,7 +62,8 @@ def reporting_settings(settings: Settings) -> ReportingSettings:
         transport=transport,
         fdr_url=_env("FDR_URL", node + "/fdr-org/service/v1").rstrip("/"),
         fdr_subscription_key=_env("FDR_SUBSCRIPTION_KEY"),
-        nodo_per_pa_url=_env("NODO_PER_PA_URL", node + "/NodoPerPa"),
+        nodo_per_pa_url=settings.effective_nodo_per_pa_url,
+        node_subscription_key=settings.node_subscription_key,
         station=LegacyStation(settings.broker_id, settings.station_id, settings.station_password),
         legacy_stations=_stations(_env("REPORTING_LEGACY_STATIONS")),
         fetch_minutes=int(_env("REPORTING_FETCH_MINUTES", "60")),

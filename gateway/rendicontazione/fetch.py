@@ -138,7 +138,8 @@ def _download_fdr(client: fdr_client.FdrClient, config: ReportingSettings, fisca
 
 def _fetch_soap(database: Database, config: ReportingSettings, station: LegacyStation, ente_id: int,
                 fiscal_code: str, report: FetchReport, http: requests.Session) -> None:
-    client = NodoPerPaClient(config.nodo_per_pa_url, timeout=config.timeout_seconds, http=http)
+    client = NodoPerPaClient(config.nodo_per_pa_url, timeout=config.timeout_seconds, http=http,
+                             api_key=config.node_subscription_key)
     try:
         listed = client.list_flows(station, fiscal_code)
     except NodeRefused as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 from lxml import etree
 
+from gateway.node import headers as node_headers
 from gateway.payments.documents.common import parse_datetime
 from gateway.xml import UnsafeXml, parse_bytes, refuse_dtd
 
@@ -61,16 +62,18 @@ def _fault_of(answer: etree._Element) -> NodeRefused | None:
 
 
 class NodoPerPaClient:
-    def __init__(self, url: str, *, timeout: float = 30.0, http: requests.Session | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, http: requests.Session | None = None,
+                 api_key: str = "") -> None:
         self.url = url
+        self.api_key = api_key
         self.http = http or requests.Session()
         self.http.trust_env = False
         self.timeout = timeout
 
     def _post(self, operation: str, payload: bytes, *, stream: bool = False) -> requests.Response:
-        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation}"'}
         try:
-            response = self.http.post(self.url, data=payload, headers=headers, timeout=self.timeout, stream=stream)
+            response = self.http.post(self.url, data=payload, headers=node_headers.soap(operation, self.api_key),
+                                      timeout=self.timeout, stream=stream)
         except requests.RequestException as exc:
             raise NodeUnavailable(f"NodoPerPa not reachable: {type(exc).__name__}") from exc
         # A SOAP Fault comes with HTTP 500: a node-side problem, to be retried later.
