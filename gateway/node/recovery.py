@@ -2,10 +2,9 @@
 
 Legacy (rpt) attempts: nodoChiediStatoRPT, then nodoChiediCopiaRT; the RT obtained goes through the same
 path as paaInviaRT (gateway.payments.legacy_rt.receive_rt, source "copiaRT"). Checkout attempts: modello 3
-has no copy primitive; the simulator's stand-in for pagoPA's "Recupero ricevute" (GET {node}/api/receipts,
-POST {node}/api/receipts/<id>/deliver, simulator-specific) makes the node push the receipt again through
-paSendRTV2; once the attempt's lifetime is over and no receipt exists, it is EXPIRED and its positions are
-payable again. Re-checks wait slot × (2^k − 1) seconds (§5), at most ``recovery_max_tries``.
+has no copy primitive (the node pushes paSendRT[V2] and retries it itself), so nothing is asked: once the
+attempt's lifetime is over without a receipt it is EXPIRED and its positions are payable again. Re-checks
+wait slot × (2^k − 1) seconds (§5), at most ``recovery_max_tries``.
 """
 
 from __future__ import annotations
