@@ -37,6 +37,8 @@ def _list(kind: type, allowed: tuple[str, ...] | None = None):
               help="Payable dovuti seeded. Default 10000; several sizes (e.g. 10000,1000000) add the scaling table.")
 @click.option("--variants", callback=_list(str, tuple(VARIANTS)),
               help="Server variants: fast (ENTE_GATEWAY_FAST_PATH=1, the production default), spyne (=0). Default fast.")
+@click.option("--threads", type=int,
+              help="Threads per gunicorn worker for the gateway and the echo alike (>1: gthread workers). Default 1.")
 @click.option("--rate-workers", type=int, help="Worker count of the p99-at-80%-of-peak pass. Default 2.")
 @click.option("--profile/--no-profile", default=None, help="cProfile each operation in-process. Default on.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),

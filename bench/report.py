@@ -148,7 +148,8 @@ def _settings(data: dict[str, Any]) -> str:
         return ""
     fast = s.get("variants", ["spyne"])
     return (f"Settings of the last run: backends {', '.join(s.get('backends', []))}; workers "
-            f"{', '.join(map(str, s.get('workers', [])))}; {s.get('duration')} s per point; "
+            f"{', '.join(map(str, s.get('workers', [])))} ({s.get('threads', 1)} thread(s) each); "
+            f"{s.get('duration')} s per point; "
             f"{_num(s.get('db_size'))} payable dovuti seeded; server variants {', '.join(fast)}; "
             f"quick mode {'on' if s.get('quick') else 'off'}; command `{s.get('command')}`.")
 

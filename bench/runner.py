@@ -43,6 +43,7 @@ class Options:
     # The production default (fast path on); "spyne" measures every operation through Spyne alone.
     variants: list[str] = field(default_factory=lambda: ["fast"])
     rate_workers: int = 2
+    threads: int = 1  # per worker, for the gateway and the echo alike (>1: gunicorn gthread workers)
     connections_per_worker: int = 4
     carts: int = 1_000
     profile: bool = True
@@ -147,7 +148,8 @@ class Run:
         return Values(pairs, seeded.sessions, tag=os.urandom(3).hex())
 
     def gateway_points(self, backend: str, url: str, seeded: Seeded, workers: int, variant: str) -> None:
-        server = servers.start_gateway(url, self.workdir, workers, {"ENTE_GATEWAY_FAST_PATH": VARIANTS[variant]})
+        server = servers.start_gateway(url, self.workdir, workers, {"ENTE_GATEWAY_FAST_PATH": VARIANTS[variant]},
+                                       threads=self.o.threads)
         try:
             for name, operation in self.operations.items():
                 key = backend if variant == "spyne" else f"{backend} ({variant})"
@@ -251,7 +253,7 @@ class Run:
         answers = self.workdir / "echo-responses.json"
         answers.write_text(json.dumps(self.echo_answers))
         for workers in self.o.workers:
-            server = servers.start_echo(answers, self.workdir, workers)
+            server = servers.start_echo(answers, self.workdir, workers, threads=self.o.threads)
             try:
                 for name, operation in self.operations.items():
                     if self.o.warmup and name == next(iter(self.operations)):
@@ -291,12 +293,13 @@ class Run:
 
     def scaling_points(self, backend: str, url: str, seeded: Seeded) -> None:
         workers = self.rate_workers()
-        server = servers.start_gateway(url, self.workdir, workers, {"ENTE_GATEWAY_FAST_PATH": "0"})
+        server = servers.start_gateway(url, self.workdir, workers, {"ENTE_GATEWAY_FAST_PATH": "1"},
+                                       threads=self.o.threads)
         try:
             for name in LOOKUPS:
                 if name not in self.operations:
                     continue
-                point = self.measure(server, self.operations[name], seeded, workers, backend=backend, variant="spyne")
+                point = self.measure(server, self.operations[name], seeded, workers, backend=backend, variant="fast")
                 self.scaling[f"{name} {backend} {seeded.size}"] = {
                     "operation": name, "backend": backend, "db_size": seeded.size, "workers": workers,
                     "rps": point["rps"], "latency_ms": point["latency_ms"], "non_2xx": point["non_2xx"]}

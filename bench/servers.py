@@ -77,7 +77,14 @@ def _wait_ready(server: Server, probe: str, timeout: float = 60) -> Server:
     raise RuntimeError(f"{server.kind} did not start:\n{server.log_tail()}")
 
 
-def start_gateway(database_url: str, workdir: Path, workers: int, extra_env: dict[str, str]) -> Server:
+def _threads(threads: int) -> list[str]:
+    # More than one thread per worker: gunicorn's gthread workers (keep-alive, a request's database wait
+    # overlapped with another's work); one: sync workers. Gateway and echo always get the same.
+    return ["--threads", str(threads)] if threads > 1 else []
+
+
+def start_gateway(database_url: str, workdir: Path, workers: int, extra_env: dict[str, str],
+                  threads: int = 1) -> Server:
     port = free_port()
     metrics_dir = workdir / f"metrics-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -94,21 +101,21 @@ def start_gateway(database_url: str, workdir: Path, workers: int, extra_env: dic
     env.update(extra_env)
     log_path = workdir / f"gateway-{port}.log"
     command = pinning(workers) + _gateway_command() + ["serve", "--host", "127.0.0.1", "--port", str(port),
-                                                       "--workers", str(workers)]
+                                                       "--workers", str(workers)] + _threads(threads)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     return _wait_ready(Server("gateway", f"http://127.0.0.1:{port}", process, log_path, workers, env), "/healthz")
 
 
-def start_echo(responses_file: Path, workdir: Path, workers: int) -> Server:
-    """The baseline under gunicorn's CLI with gateway/server.py's options (sync, preload, timeouts)."""
+def start_echo(responses_file: Path, workdir: Path, workers: int, threads: int = 1) -> Server:
+    """The baseline under gunicorn's CLI with gateway/server.py's options (sync or gthread, preload, timeouts)."""
     port = free_port()
     env = dict(os.environ, BENCH_ECHO_RESPONSES=str(responses_file))
     log_path = workdir / f"echo-{port}.log"
     command = pinning(workers) + [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                                   "--workers", str(workers), "--worker-class", "sync", "--preload",
                                   "--timeout", "60", "--graceful-timeout", "20", "--keep-alive", "5",
-                                  "--log-level", "warning", "bench.echo_app:app"]
+                                  "--log-level", "warning"] + _threads(threads) + ["bench.echo_app:app"]
     root = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     with open(log_path, "wb") as log:
