@@ -114,7 +114,10 @@ class Dovuto(Timestamped, Base):
     __tablename__ = "dovuto"
     __table_args__ = (
         UniqueConstraint("ente_id", "iud"),
-        Index("ix_dovuto_ente_iuv", "ente_id", "iuv"),
+        # The node's lookup (ente_id, iuv = X) implies the predicate on both databases; positions without an
+        # IUV (most imported ones, until they get one) add no entry.
+        Index("ix_dovuto_ente_iuv", "ente_id", "iuv", postgresql_where=text("iuv IS NOT NULL"),
+              sqlite_where=text("iuv IS NOT NULL")),
         Index("ix_dovuto_payer", "payer_code", "state"),
         Index("ix_dovuto_ente_state_due", "ente_id", "state", "due_date"),
         # Only positions paid in a cart have a carrello: imported and SOAP-loaded ones (nearly all) add no

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gateway.flussi import bulk
 from gateway.flussi import rows as R
-from gateway.flussi.iuvs import IuvBlock
+from gateway.flussi.iuvs import IuvBlock, IuvReservation
 from gateway.flussi.tracciati import ImportTracciato, split_line
 from gateway.payments import iuv as iuv_rules
 from gateway.payments import states
-from storage.models import Dovuto, DovutoTransition, Ente, ImportRejection
+from storage.models import Dovuto, DovutoTransition, ImportRejection
 from storage.types import utcnow
 
 ACTOR = "flussi"
@@ -77,7 +77,7 @@ class _Existing:
     flow_id: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """A row after the checks that need no database.
 
@@ -117,13 +117,14 @@ def _static(context: BatchContext, row: R.Row) -> tuple:
             (row.tipo_versamento or "ALL").upper(), row.bilancio, secondary)
 
 
-def _insert_text(context: BatchContext, row: R.Row) -> str:
+def _insert_text(context: BatchContext, row: R.Row, amount: str) -> str:
     """The COPY text of a new dovuto's iud and STATIC_COLUMNS: ``copy_line((row.iud,) + _static(...))``.
 
     Built straight from the row's strings: every value comes from the raw line (or is a number or date we
     format), so a raw line without backslash or tab needs no escaping at all, which is what nearly every
     line is; the others, and multi-beneficiary rows (a JSON value), go the general way. Amounts passed
-    phase B (whole cents), so their two-decimal format is their quantized text.
+    phase B (whole cents), so their two-decimal format is their quantized text; ``amount`` is the row's
+    amount in that format (prepare needs it for the IUV file too).
     """
     raw = row.raw
     if "\\" in raw or "\t" in raw or (row.multi and row.secondary):
@@ -135,7 +136,7 @@ def _insert_text(context: BatchContext, row: R.Row) -> str:
         row.iud, str(row.tipo.id) if row.tipo else null, context.flow_text, row.payer_type, row.payer_code,
         row.payer_name, row.payer_address or null, row.payer_civic or null, row.payer_postal_code or null,
         row.payer_city or null, row.payer_province or null, row.payer_country or null, row.payer_email or null,
-        f"{row.amount:.2f}", null if fee is None else f"{fee:.2f}", null if due is None else due.isoformat(),
+        amount, null if fee is None else f"{fee:.2f}", null if due is None else due.isoformat(),
         row.causale, row.dsr, (row.tipo_versamento or "ALL").upper(), row.bilancio or null, null))
 
 
@@ -154,16 +155,22 @@ def prepare(context: BatchContext, batch: list[tuple[int, str]]) -> list[Prepare
         try:
             item.checked = R.phase_b(row, version=version, tipi=tipi, application_code=code)
             if item.checked is None:
+                amount = f"{row.amount:.2f}"
                 if copy_text and row.azione == "I":
-                    item.static_text = _insert_text(context, row)
+                    item.static_text = _insert_text(context, row, amount)
                 else:
                     item.static = _static(context, row)
                 fields = row.fields[:width]
-                fields[13] = f"{row.amount:.2f}"
+                fields[13] = amount
                 if row.fee is not None:
                     fields[14] = f"{row.fee:.2f}"
-                item.iuv_head = _quoted(fields[:1])
-                item.iuv_tail = _quoted(fields[2:])
+                if '"' in raw:
+                    item.iuv_head = _quoted(fields[:1])
+                    item.iuv_tail = _quoted(fields[2:])
+                else:
+                    # Split without quotes: no field holds `;` or `"`, so none needs quoting.
+                    item.iuv_head = fields[0]
+                    item.iuv_tail = ";".join(fields[2:])
                 # A few batches are alive at once: keep only what process_batch still reads.
                 row.fields = []
         except Exception as exc:  # noqa: BLE001 - kept for the moment phase B would have raised it
@@ -207,27 +214,79 @@ def _taken(session: Session, ente_id: int, iuvs: list[str]) -> dict[str, str]:
 
 def process_batch(session: Session, context: BatchContext,
                   batch: list[tuple[int, str]] | list[Prepared]) -> BatchResult:
-    """Apply one batch (raw lines, or what ``prepare`` made of them) in the caller's transaction."""
+    """Apply one batch (raw lines, or what ``prepare`` made of them) in the caller's transaction.
+
+    On PostgreSQL the rows are decided while their COPY streams (see _insert_streamed): the server takes
+    in the first lines while Python decides the next ones.
+    """
     items: list[Prepared]
     if batch and isinstance(batch[0], Prepared):
         items = batch  # type: ignore[assignment]
     else:
         items = prepare(context, batch)  # type: ignore[arg-type]
-    result = BatchResult()
     candidates = [item.row for item in items if isinstance(item.row, R.Row)]
     existing = _existing(session, context.ente_id, list({row.iud for row in candidates})) if candidates else {}
     given = list({row.iuv for row in candidates if row.iuv})
     taken = _taken(session, context.ente_id, given) if given else {}
-    block: IuvBlock | None = None
     now = utcnow()
+    plan = _Plan()
+    if context.copy_text and bulk.is_postgres(session):
+        # No query can run while the COPY streams: ids and generated IUVs are reserved before it starts.
+        new_rows, new_iuvs = _bounds(items, existing)
+        iuvs: IuvBlock | IuvReservation = IuvReservation(session, context.ente_id, new_iuvs)
+        _insert_streamed(session, context, _decide(context, items, existing, taken, iuvs, plan, now), new_rows, now)
+    else:
+        iuvs = IuvBlock(session, context.ente_id)
+        inserts = list(_decide(context, items, existing, taken, iuvs, plan, now))
+        if inserts:
+            _insert(session, context, inserts, now)
+    iuvs.close()
+    _apply(session, context, plan, now)
+    result = plan.result
+    result.rejected = len(plan.rejections)
+    result.imported = len(items) - len(plan.rejections)
+    return result
+
+
+@dataclass
+class _Plan:
+    """What _decide made of a batch besides its new dovuti: changes, annulments, rejections, output lines."""
+
+    result: BatchResult = field(default_factory=BatchResult)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    annuls: dict[int, int] = field(default_factory=dict)  # dovuto id -> row number
+    rejections: list[tuple] = field(default_factory=list)
+
+
+def _bounds(items: list[Prepared], existing: dict[str, _Existing]) -> tuple[int, int]:
+    """Upper bounds of the batch's new dovuti and of its generated IUVs, before any row is decided.
+
+    New dovuti: azione I rows phase B let through whose IUD is not there yet. Generated IUVs: rows phase B
+    let through that ask for one and have none, neither in the file nor (azione M) on their dovuto.
+    """
+    rows = iuvs = 0
+    for item in items:
+        row = item.row
+        if item.checked is not None or not isinstance(row, R.Row):
+            continue
+        found = existing.get(row.iud)
+        if row.azione == "I" and found is None:
+            rows += 1
+        if row.genera_iuv and not row.iuv and row.azione in ("I", "M") and (found is None or not found.iuv):
+            iuvs += 1
+    return rows, iuvs
+
+
+def _decide(context: BatchContext, items: list[Prepared], existing: dict[str, _Existing], taken: dict[str, str],
+            iuvs: IuvBlock | IuvReservation, plan: _Plan, now) -> Iterator[tuple]:  # noqa: ANN001
+    """Decide every row in file order; yield the new dovuti (row number, iud, iuv, notice, generated, item)
+    and put everything else in ``plan``. A generator, so the inserts can stream while it runs."""
     flow_id = context.flow_id
+    application_code = context.application_code
     accepted: set[str] = set()
-    inserts: list[tuple] = []  # (row number, iud, iuv, notice, generated, static)
-    updates: list[dict[str, Any]] = []
-    annuls: dict[int, int] = {}  # dovuto id -> row number
-    rejections: list[tuple] = []
-    iuv_lines = result.iuv_lines
-    avvisi = result.avvisi_iuds
+    updates, annuls, rejections = plan.updates, plan.annuls, plan.rejections
+    iuv_lines = plan.result.iuv_lines
+    avvisi = plan.result.avvisi_iuds
 
     def reject(number: int, raw: str, code: str, description: str) -> None:
         rejections.append((flow_id, number, raw, code[:100], description[:512]))
@@ -274,57 +333,55 @@ def process_batch(session: Session, context: BatchContext,
                 continue
             generated = False
             if not iuv and row.genera_iuv:
-                if block is None:
-                    ente = session.get(Ente, context.ente_id)
-                    assert ente is not None
-                    block = IuvBlock(session, ente)
-                iuv, _ = block.next()
+                iuv, _ = iuvs.next()
                 generated = True
             if iuv:
                 taken[iuv] = iud
-            notice = _notice(iuv, context.application_code)
+            notice = _notice(iuv, application_code) if iuv else None
             if row.azione == "I":
-                inserts.append((row.number, iud, iuv, notice, generated, item))
-            else:
-                values = dict(zip(STATIC_COLUMNS, item.static))  # type: ignore[arg-type]
-                values.update(iuv=iuv, notice_number=notice, updated_at=now, id=found.id)  # type: ignore[union-attr]
-                if generated:
-                    values["iuv_generated"] = True
-                updates.append(values)
+                accepted.add(iud)
+                _iuv_line(iuv_lines, item, iuv)
+                if row.genera_iuv and iuv:
+                    avvisi.append(iud)
+                yield (row.number, iud, iuv, notice, generated, item)
+                continue
+            values = dict(zip(STATIC_COLUMNS, item.static))  # type: ignore[arg-type]
+            values.update(iuv=iuv, notice_number=notice, updated_at=now, id=found.id)  # type: ignore[union-attr]
+            if generated:
+                values["iuv_generated"] = True
+            updates.append(values)
             if row.genera_iuv and iuv:
                 avvisi.append(iud)
         else:
             annuls[found.id] = row.number  # type: ignore[union-attr]
         accepted.add(iud)
-        # An IUV is digits (or an RF reference): quoting only for anything else.
-        iuv_text = "" if not iuv else iuv if iuv.isalnum() else _quoted([iuv])
-        iuv_lines.append(item.iuv_head + ";" + iuv_text + ";" + item.iuv_tail)
+        _iuv_line(iuv_lines, item, iuv)
 
-    if block is not None:
-        block.close()
-    if inserts:
-        _insert(session, context, inserts, now)
-    if updates:
-        bulk.update_by_id(session, Dovuto, updates)
-    if annuls:
+
+def _iuv_line(lines: list[str], item: Prepared, iuv: str | None) -> None:
+    # An IUV is digits (or an RF reference): quoting only for anything else.
+    lines.append(item.iuv_head + ";" + ("" if not iuv else iuv if iuv.isalnum() else _quoted([iuv])) + ";"
+                 + item.iuv_tail)
+
+
+def _apply(session: Session, context: BatchContext, plan: _Plan, now) -> None:  # noqa: ANN001
+    """Write what is not a new dovuto: changed dovuti, annulments, rejections."""
+    if plan.updates:
+        bulk.update_by_id(session, Dovuto, plan.updates)
+    if plan.annuls:
+        annuls = plan.annuls
         for dovuto in session.scalars(select(Dovuto).where(Dovuto.id.in_(annuls))):
             states.move_dovuto(session, dovuto, states.ANNULLATO, actor=ACTOR,
                                reason=f"{context.reason} riga {annuls[dovuto.id]}")
-            dovuto.import_flow_id = flow_id
+            dovuto.import_flow_id = context.flow_id
         session.flush()
-    if rejections:
-        bulk.copy_rows(session, ImportRejection.__table__, REJECTION_COLUMNS, rejections)
-    result.rejected = len(rejections)
-    result.imported = len(items) - len(rejections)
-    return result
+    if plan.rejections:
+        bulk.copy_rows(session, ImportRejection.__table__, REJECTION_COLUMNS, plan.rejections)
 
 
 def _insert(session: Session, context: BatchContext, inserts: list[tuple], now) -> None:  # noqa: ANN001
     """New dovuti and their creation audit rows (what states.record_creation writes one at a time)."""
     ente_id, state, reason = context.ente_id, states.INSERIMENTO_DOVUTO, context.reason
-    if context.copy_text and bulk.is_postgres(session):
-        _insert_copy(session, context, inserts, now)
-        return
     ids = bulk.new_ids(session, Dovuto.__table__, len(inserts))
     bulk.copy_rows(session, Dovuto.__table__, INSERT_COLUMNS, [
         (new_id, ente_id, iud, state, iuv, notice, generated, now, now) + item.static
@@ -334,26 +391,43 @@ def _insert(session: Session, context: BatchContext, inserts: list[tuple], now) 
         for new_id, (number, *_) in zip(ids, inserts)])
 
 
-def _insert_copy(session: Session, context: BatchContext, inserts: list[tuple], now) -> None:  # noqa: ANN001
-    """PostgreSQL's _insert: the dovuti by COPY, their audit rows by one INSERT ... SELECT over the new ids.
+def _insert_streamed(session: Session, context: BatchContext, decisions: Iterator[tuple], bound: int,
+                     now) -> None:  # noqa: ANN001
+    """PostgreSQL's _insert, fed by _decide while it runs: the dovuti by COPY, their audit rows by one
+    INSERT ... SELECT over the new ids.
 
-    Each COPY line is the prepared row text behind four per-row values and the batch's constants; the
-    audit rows need no line at all (the server makes them from the ids and row numbers, the same values
-    the per-row path writes).
+    ``bound`` ids are taken up front (the rows are not decided yet; the ones left over are a gap in the
+    sequence, as a rollback leaves). Each COPY line is the prepared row text behind four per-row values
+    and the batch's constants; the audit rows need no line at all (the server makes them from the ids and
+    row numbers, the same values the per-row path writes).
     """
-    ids = bulk.new_id_texts(session, "dovuto", len(inserts))
-    state, null = states.INSERIMENTO_DOVUTO, _NULL
-    at = now.isoformat()
-    constants = f"\t{context.ente_id}\t{state}\t{at}\t{at}\t"
-    # A generator: lines are made while the server works on the chunks already sent. The IUV is digits
-    # (or an RF reference) when valid; anything else is escaped.
-    bulk.copy_text(session, "dovuto", COPY_COLUMNS, (
-        f"{new_id}\t{null if iuv is None else iuv if iuv.isalnum() else bulk.copy_value(iuv)}\t"
-        f"{notice or null}\t{'t' if generated else 'f'}{constants}{item.static_text}"
-        for new_id, (_, _, iuv, notice, generated, item) in zip(ids, inserts)))
+    ids = bulk.new_id_texts(session, "dovuto", bound)
+    numbers: list[str] = []
+    bulk.copy_text(session, "dovuto", COPY_COLUMNS, _copy_lines(context, decisions, ids, numbers, now))
+    if not numbers:
+        return
     session.execute(text(
         "INSERT INTO dovuto_transition (dovuto_id, from_state, to_state, at, reason, actor) "
         "SELECT t.id, NULL, :state, :at, left(:reason || t.n, 255), :actor "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS integer[])) AS t(id, n)"),
-        {"state": state, "at": now, "reason": f"{context.reason} riga ", "actor": ACTOR,
-         "ids": "{" + ",".join(ids) + "}", "numbers": "{" + ",".join([str(item[0]) for item in inserts]) + "}"})
+        {"state": states.INSERIMENTO_DOVUTO, "at": now, "reason": f"{context.reason} riga ", "actor": ACTOR,
+         "ids": "{" + ",".join(ids[:len(numbers)]) + "}", "numbers": "{" + ",".join(numbers) + "}"})
+
+
+def _copy_lines(context: BatchContext, decisions: Iterator[tuple], ids: list[str], numbers: list[str],
+                now) -> Iterator[str]:  # noqa: ANN001
+    """The COPY lines of the new dovuti as _decide yields them; their row numbers go to ``numbers``.
+
+    Runs to the end of ``decisions``, so every row of the batch is decided once the COPY is done.
+    """
+    null = _NULL
+    at = now.isoformat()
+    constants = f"\t{context.ente_id}\t{states.INSERIMENTO_DOVUTO}\t{at}\t{at}\t"
+    append = numbers.append
+    for index, (number, _, iuv, notice, generated, item) in enumerate(decisions):
+        if index >= len(ids):
+            raise RuntimeError("more new dovuti than ids taken for the batch")  # a bug in _bounds
+        append(str(number))
+        # The IUV is digits (or an RF reference) when valid; anything else is escaped.
+        yield (f"{ids[index]}\t{null if iuv is None else iuv if iuv.isalnum() else bulk.copy_value(iuv)}\t"
+               f"{notice or null}\t{'t' if generated else 'f'}{constants}{item.static_text}")

@@ -15,13 +15,13 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, update
 
 from gateway import logs
-from gateway.flussi import bookings, export_sql, files
+from gateway.flussi import bookings, copy_binary, export_sql, files
 from gateway.flussi.tracciati import SCADUTI_COLUMNS, export_columns, neutralise
 from gateway.payments import states
 from gateway.settings import Settings
@@ -217,11 +217,14 @@ def _write(database: Database, settings: Settings, flow: ExportFlow, ente: Ente,
 
 
 CHUNK = 1 << 20
+# Once PostgreSQL formats in parallel, deflate is most of the worker's CPU: level 1 takes about half of level 5's
+# time (1M rows: ~1.6 s against ~3.5 s) for a zip some 25% larger.
+COPY_LEVEL = 1
 
 
 def _write_copy(database: Database, settings: Settings, flow: ExportFlow, ente: Ente, target: Path, name: str,
                 progress: Progress | None, heartbeat: Callable[[], None] | None) -> int:
-    """PostgreSQL formats and quotes the rows (export_sql); they are counted and compressed as they stream in."""
+    """PostgreSQL formats, quotes and orders the lines (export_sql); counted and compressed as they stream in."""
     header = export_columns(flow.version, flow.with_receipts)
     query = paid_query(flow, ente)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -230,29 +233,24 @@ def _write_copy(database: Database, settings: Settings, flow: ExportFlow, ente: 
     formatted = export_sql.paid_select(flow, ente, query, settings.station_id, _text(ente.name))
     with database.sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) if progress else None
-        # The sort of up to a few hundred thousand raw rows in memory rather than in temporary files.
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        export_sql.prepare(session)
         statement, params = export_sql.copy_statement(session, formatted)
         driver = session.connection().connection.driver_connection
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive, \
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COPY_LEVEL) as archive, \
                 archive.open(f"{name}.csv", "w", force_zip64=True) as binary, \
                 driver.cursor() as cursor, cursor.copy(statement, params) as copy:  # type: ignore[union-attr]
             binary.write(csv_line(list(header)).encode("utf-8"))
-            pending: list[bytes] = []
-            size = 0
             beat = time.monotonic()
-            for data in copy:  # one row per item, a CSV line with its newline
-                pending.append(data)
-                size += len(data)
-                if size >= CHUNK:
-                    count += _flush(binary, pending)
-                    pending, size = [], 0
-                    if progress:
-                        progress(count, total)
-                    if heartbeat and time.monotonic() - beat > 30:
-                        heartbeat()
-                        beat = time.monotonic()
-            count += _flush(binary, pending)
+            # Receiving in a thread of its own (readahead) measured no faster: PostgreSQL's leader holds the
+            # other core meanwhile, and the GIL hand-overs cost the worker a second of CPU per 1M rows.
+            for block, rows in _blocks(copy):
+                binary.write(block)
+                count += rows
+                if progress:
+                    progress(count, total)
+                if heartbeat and time.monotonic() - beat > 30:
+                    heartbeat()
+                    beat = time.monotonic()
             if progress:
                 progress(count, total)
         session.rollback()
@@ -260,10 +258,18 @@ def _write_copy(database: Database, settings: Settings, flow: ExportFlow, ente: 
     return count
 
 
-def _flush(binary, pending: list) -> int:  # noqa: ANN001
+def _blocks(copy: Iterable) -> Iterator[tuple[bytes, int]]:
+    """The streamed lines (one per binary COPY row) joined into blocks of about CHUNK bytes, with their count."""
+    pending: list = []
+    size = 0
+    for line in copy_binary.values(copy):
+        pending.append(line)
+        size += len(line)
+        if size >= CHUNK:
+            yield b"".join(pending), len(pending)
+            pending, size = [], 0
     if pending:
-        binary.write(b"".join(pending))
-    return len(pending)
+        yield b"".join(pending), len(pending)
 
 
 def _write_python(database: Database, settings: Settings, flow: ExportFlow, ente: Ente, target: Path, name: str,

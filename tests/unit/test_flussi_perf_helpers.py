@@ -206,3 +206,201 @@ def test_postgres_formatted_export_equals_the_python_formatter(request: pytest.F
         assert b"'=HYPERLINK" in _csv(fast) and io.BytesIO(_csv(fast)).read().count(b"\n") > 60
     finally:
         database.dispose()
+
+
+# --- import batches: COPY text, reserved ids and IUVs ---------------------------------------------------
+
+def _batch_context(version: str, **overrides: object):  # noqa: ANN202
+    from gateway.flussi.batch import BatchContext
+
+    tipi = {code: R.Tipo(number, code, True, False, False) for number, code in ((7, "TARI"), (8, "MENSA"))}
+    values: dict = dict(flow_id=42, ente_id=1, application_code="01", version=version,
+                        tracciato=TRACCIATI[version], tipi=tipi, reason="import flusso X", copy_text=True)
+    values.update(overrides)
+    return BatchContext(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", sorted(TRACCIATI))
+def test_insert_text_equals_copy_line_of_the_static_values(version: str) -> None:
+    from bench.flussi_gen import _csv_field, _row
+    from gateway.flussi.batch import _insert_text, _static
+
+    rng = random.Random(11)
+    context = _batch_context(version)
+    checked = 0
+    for number in range(1, 3001):
+        fields = _row(rng, version, f"IUD-{number}", rng.choice(("TARI", "MENSA")), "I", rng.random() < 0.3)
+        if number % 7 == 0:
+            fields[17] += "\\ tab\there"  # the escaping path
+        if number % 11 == 0:
+            fields[13] = rng.choice(("12.5", "0012.50", "+3", "7"))  # amounts written otherwise
+        if number % 13 == 0:
+            fields[5] = fields[6] = fields[11] = ""  # optional fields left empty
+        raw = ";".join(_csv_field(f) for f in fields)
+        row = R.phase_a(TRACCIATI[version], number, raw, split_line(raw))
+        assert isinstance(row, R.Row), row
+        if R.phase_b(row, version=version, tipi=context.tipi, application_code="01") is not None:
+            continue
+        assert _insert_text(context, row, f"{row.amount:.2f}") == bulk.copy_line((row.iud,) + _static(context, row))
+        checked += 1
+    assert checked > 2000
+
+
+def test_iuv_reservation_moves_the_counter_once_and_never_hands_out_twice(database) -> None:  # noqa: ANN001
+    from gateway.flussi.iuvs import IuvReservation
+    from gateway.payments.iuv import make_iuv17, notice_number
+    from gateway.payments.iuv_allocator import IuvAllocationError, allocate_iuv
+    from storage.models import Ente, IuvCounter
+    from tests.conftest import create_ente
+
+    demo = create_ente(database)
+    with database.transaction() as session:
+        ente = session.query(Ente).filter(Ente.cod_ipa == demo.cod_ipa).one()
+        reservation = IuvReservation(session, ente.id, 3)
+        handed = [reservation.next() for _ in range(2)]  # one of the three left unused: a gap
+        assert handed == [(make_iuv17("01", p), notice_number(make_iuv17("01", p))) for p in (1, 2)]
+        reservation.close()
+    with database.transaction() as session:
+        ente = session.query(Ente).filter(Ente.cod_ipa == demo.cod_ipa).one()
+        assert session.query(IuvCounter.value).filter(IuvCounter.ente_id == ente.id).scalar() == 3
+        assert allocate_iuv(session, ente)[0] == make_iuv17("01", 4)  # counts on after the reservation
+        reservation = IuvReservation(session, ente.id, 1)
+        assert reservation.next()[0] == make_iuv17("01", 5)
+        with pytest.raises(RuntimeError):
+            reservation.next()  # more than reserved: a bug in the caller's bound, never a reused IUV
+    with database.transaction() as session:
+        ente = session.query(Ente).filter(Ente.cod_ipa == demo.cod_ipa).one()
+        ente.segregation_code = None
+        reservation = IuvReservation(session, ente.id, 2)  # no error until a row needs an IUV
+        with pytest.raises(IuvAllocationError):
+            reservation.next()
+        assert session.query(IuvCounter.value).filter(IuvCounter.ente_id == ente.id).scalar() == 5
+        session.rollback()
+
+
+def test_streamed_batches_reserve_bounds_and_keep_iuvs_unique(database, backend: str) -> None:  # noqa: ANN001
+    """Rows decided inside the COPY (PostgreSQL) or one by one (SQLite): the same dovuti, rejections, audit rows
+    and IUV lines; generated IUVs are unique across batches even where a rejected row left a gap."""
+    from bench.flussi_gen import _csv_field, _row
+    from gateway.flussi import bookings
+    from gateway.flussi.batch import process_batch
+    from gateway.payments.iuv import is_valid_check_digits
+    from storage.models import Dovuto, DovutoTransition, Ente, ImportRejection, TipoDovuto
+    from tests.conftest import create_ente
+
+    demo = create_ente(database)
+    with database.transaction() as session:
+        ente = session.query(Ente).filter(Ente.cod_ipa == demo.cod_ipa).one()
+        flow = bookings.new_import(session, ente)
+        flow_id, ente_id = flow.id, ente.id
+        tipi = {t.code: R.Tipo(t.id, t.code, True, False, False)
+                for t in session.query(TipoDovuto).filter(TipoDovuto.ente_id == ente_id)}
+    context = _batch_context("1_3", flow_id=flow_id, ente_id=ente_id, application_code=None, tipi=tipi,
+                             copy_text=backend == "postgres")
+    rng = random.Random(5)
+
+    def line(iud: str, genera: bool) -> str:
+        return ";".join(_csv_field(f) for f in _row(rng, "1_3", iud, "TARI", "I", genera))
+
+    first = [(1, line("A-1", True)), (2, line("A-1", True)), (3, line("A-2", False)), (4, line("A-3", True)),
+             (5, "broken;line")]
+    second = [(6, line("A-1", True)), (7, line("A-4", True))]
+    results = []
+    for batch in (first, second):
+        with database.transaction() as session:
+            results.append(process_batch(session, context, batch))
+    assert [(r.imported, r.rejected) for r in results] == [(3, 2), (1, 1)]
+    assert results[0].avvisi_iuds == ["A-1", "A-3"] and results[1].avvisi_iuds == ["A-4"]
+    with database.sessions() as session:
+        dovuti = {d.iud: d for d in session.query(Dovuto).filter(Dovuto.ente_id == ente_id)}
+        reasons = {t.dovuto_id: t.reason for t in session.query(DovutoTransition)}
+        rejected = [(r.row_number, r.code) for r in session.query(ImportRejection).order_by(ImportRejection.row_number)]
+    assert sorted(dovuti) == ["A-1", "A-2", "A-3", "A-4"]
+    generated = [dovuti[iud].iuv for iud in ("A-1", "A-3", "A-4")]
+    assert len(set(generated)) == 3 and all(is_valid_check_digits(iuv) for iuv in generated)
+    assert dovuti["A-2"].iuv is None and dovuti["A-1"].iuv_generated and not dovuti["A-2"].iuv_generated
+    assert generated[2] > generated[1] > generated[0]
+    assert [d.notice_number for d in dovuti.values() if d.iuv] == ["3" + d.iuv for d in dovuti.values() if d.iuv]
+    numbers = {"A-1": 1, "A-2": 3, "A-3": 4, "A-4": 7}
+    assert {iud: reasons[d.id] for iud, d in dovuti.items()} == \
+        {iud: f"import flusso X riga {n}" for iud, n in numbers.items()}
+    assert rejected == [(2, "PAA_IMPORT_IUD_DUPLICATO"), (5, "PAA_IMPORT_SINTASSI_CSV"),
+                        (6, "PAA_IMPORT_IUD_DUPLICATO")]  # A-1 already loaded by this flow
+    assert [line.split(";")[1] for line in results[0].iuv_lines] == [generated[0], "", generated[1]]
+
+
+# --- the export's binary COPY stream and its edge cases -------------------------------------------------
+
+def _binary_copy(values: list[bytes]) -> bytes:
+    from gateway.flussi.copy_binary import SIGNATURE
+
+    rows = b"".join(b"\x00\x01" + len(v).to_bytes(4, "big") + v for v in values)
+    return SIGNATURE + bytes(8) + rows + b"\xff\xff"
+
+
+def test_binary_copy_values_whatever_the_cut_of_the_stream() -> None:
+    from gateway.flussi.copy_binary import CopyFormatError, values
+
+    lines = [b'"a";"b"\n', b"", b'"x\ny"\n' * 50, b"\x00\x01\xff\xff"]
+    stream = _binary_copy(lines)
+    header = stream[:19]
+    as_sent = [header + stream[19:19 + 6 + len(lines[0]) + 0]]  # PostgreSQL: the header rides with row one
+    position = 19 + 6 + len(lines[0])
+    for line in lines[1:]:
+        as_sent.append(stream[position:position + 6 + len(line)])
+        position += 6 + len(line)
+    as_sent.append(stream[position:])
+    assert b"".join(as_sent) == stream
+    assert [bytes(v) for v in values(memoryview(c) for c in as_sent)] == lines
+    rng = random.Random(5)
+    for _ in range(200):  # any other cut
+        cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(1, 12)))
+        pieces = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+        assert [bytes(v) for v in values(pieces)] == lines
+    for broken in (stream[:-2], stream[:30], b"not a copy", stream + b"\x00\x01",
+                   _binary_copy([]).replace(b"\xff\xff", b"\x00\x01\xff\xff\xff\xff\xff\xff")):
+        with pytest.raises(CopyFormatError):
+            list(values([broken]))
+
+
+@pytest.mark.postgres
+def test_postgres_export_in_small_blocks_with_every_kind_of_payer(request: pytest.FixtureRequest,
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Payer as SQL NULL, JSON null, {} and with odd values; blocks of a few rows (the reading thread)."""
+    from sqlalchemy import text
+
+    from gateway.enti.registry import get_ente
+    from gateway.flussi import bookings, exporter
+    from gateway.settings import Settings
+    from storage.db import Database
+    from storage.models import TipoDovuto
+    from tests.conftest import create_ente, new_database_url
+
+    database = Database(new_database_url("postgres", request, tmp_path))
+    try:
+        demo = create_ente(database)
+        settings = Settings(database_url=database.url, data_dir=tmp_path, secret_key="k" * 32)
+        with database.transaction() as session:
+            ente = get_ente(session, demo.cod_ipa)
+            tipo_id = session.query(TipoDovuto.id).filter(TipoDovuto.ente_id == ente.id).first()[0]
+            ente_id = ente.id
+        _seed(database, ente_id, tipo_id, demo.fiscal_code)
+        with database.transaction() as session:
+            session.execute(text("UPDATE receipt SET payer = CASE id % 4 WHEN 0 THEN NULL WHEN 1 THEN 'null'::json "
+                                 "WHEN 2 THEN '{}'::json ELSE json_build_object('name', '\"q\"; x', 'city', "
+                                 "'=1+2', 'email', E'a\\\\b\\nc', 'type', 'F', 'other', 'ignored') END"))
+        monkeypatch.setattr(exporter, "CHUNK", 700)  # a handful of rows per block
+        day = datetime(2030, 3, 10, tzinfo=timezone.utc)
+        with database.transaction() as session:
+            ente = get_ente(session, demo.cod_ipa)
+            flow = bookings.new_export(session, ente, kind="pagati", date_from=day, date_to=day, tipi_dovuto=None,
+                                       version="1.3", with_receipts=True, enqueue=False)
+            session.expunge_all()
+        fast, slow = tmp_path / "fast.zip", tmp_path / "slow.zip"
+        counted = exporter._write_copy(database, settings, flow, ente, fast, "x", None, None)
+        assert counted == exporter._write_python(database, settings, flow, ente, slow, "x", None, None) == 60
+        assert _csv(fast) == _csv(slow)
+        assert b'"""q""; x"' in _csv(fast) and b"\"'=1+2\"" in _csv(fast)
+    finally:
+        database.dispose()

@@ -241,7 +241,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('dovuto', schema=None) as batch_op:
         batch_op.create_index('ix_dovuto_carrello_id', ['carrello_id'], unique=False, postgresql_where=sa.text('carrello_id IS NOT NULL'), sqlite_where=sa.text('carrello_id IS NOT NULL'))
-        batch_op.create_index('ix_dovuto_ente_iuv', ['ente_id', 'iuv'], unique=False)
+        batch_op.create_index('ix_dovuto_ente_iuv', ['ente_id', 'iuv'], unique=False, postgresql_where=sa.text('iuv IS NOT NULL'), sqlite_where=sa.text('iuv IS NOT NULL'))
         batch_op.create_index('ix_dovuto_ente_state_due', ['ente_id', 'state', 'due_date'], unique=False)
         batch_op.create_index('ix_dovuto_payer', ['payer_code', 'state'], unique=False)
 
@@ -416,7 +416,7 @@ def downgrade() -> None:
     with op.batch_alter_table('dovuto', schema=None) as batch_op:
         batch_op.drop_index('ix_dovuto_payer')
         batch_op.drop_index('ix_dovuto_ente_state_due')
-        batch_op.drop_index('ix_dovuto_ente_iuv')
+        batch_op.drop_index('ix_dovuto_ente_iuv', postgresql_where=sa.text('iuv IS NOT NULL'), sqlite_where=sa.text('iuv IS NOT NULL'))
         batch_op.drop_index('ix_dovuto_carrello_id', postgresql_where=sa.text('carrello_id IS NOT NULL'), sqlite_where=sa.text('carrello_id IS NOT NULL'))
 
     op.drop_table('dovuto')
