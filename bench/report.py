@@ -72,8 +72,8 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 def record(section: str, name: str, figures: dict[str, Any], *, path: Path = DEFAULT_JSON) -> dict[str, Any]:
     """Merge ``figures`` into ``sections[section][name]`` (shallow update), then re-render the markdown.
 
-    The machine, date and commit are stamped on the figures unless given, since sections are
-    measured at different times.
+    The date and commit of this measurement are stamped on the figures unless given (sections are
+    measured at different times); a new measurement replaces the stamp of the one it updates.
     """
     from bench import machine
 
@@ -82,7 +82,8 @@ def record(section: str, name: str, figures: dict[str, Any], *, path: Path = DEF
         data = load(path)
         entry = data["sections"].setdefault(section, {}).setdefault(name, {})
         entry.update(figures)
-        entry.setdefault("measured", {"date": machine.describe()["date"], "commit": machine.git_commit()})
+        if "measured" not in figures:
+            entry["measured"] = {"date": machine.describe()["date"], "commit": machine.git_commit()}
         if not data.get("machine"):
             data["machine"] = machine.describe()
         _write(path, data)

@@ -69,6 +69,15 @@ def test_record_merges_sections_and_renders(tmp_path: Path) -> None:
     assert 'record("rendicontazione"' in markdown
 
 
+def test_a_new_measurement_replaces_the_stamp_of_the_one_it_updates(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.json"
+    old = {"date": "2000-01-01 00:00 UTC", "commit": "0000000"}
+    report.record("import", "1M rows", {"rows_per_s": 1, "measured": old}, path=path)
+    report.record("import", "1M rows", {"rows_per_s": 2}, path=path)
+    entry = json.loads(path.read_text())["sections"]["import"]["1M rows"]
+    assert entry["rows_per_s"] == 2 and entry["measured"] != old and entry["measured"]["commit"]
+
+
 def test_envelopes_fill_every_slot_with_valid_base64_dovuti() -> None:
     import base64
     import re
