@@ -209,10 +209,12 @@ class Receipt(Timestamped, Base):
     """A receipt (paSendRT[V2]) or RT (paaInviaRT / nodoChiediCopiaRT), stored once however often it comes."""
 
     __tablename__ = "receipt"
-    __table_args__ = (UniqueConstraint("fiscal_code", "receipt_id"), Index("ix_receipt_fc_iuv", "fiscal_code", "iuv"))
+    __table_args__ = (UniqueConstraint("fiscal_code", "receipt_id"), Index("ix_receipt_fc_iuv", "fiscal_code", "iuv"),
+                      # An ente's receipts, and the incremental export's window on them (date range per ente).
+                      Index("ix_receipt_ente_created", "ente_id", "created_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ente_id: Mapped[int | None] = mapped_column(ForeignKey("ente.id"), index=True)
+    ente_id: Mapped[int | None] = mapped_column(ForeignKey("ente.id"))  # indexed with created_at
     dovuto_id: Mapped[int | None] = mapped_column(ForeignKey("dovuto.id"), index=True)
     carrello_id: Mapped[int | None] = mapped_column(ForeignKey("carrello.id"), index=True)
     fiscal_code: Mapped[str] = mapped_column(String(11))
@@ -244,7 +246,8 @@ class ReceiptPayment(Base):
     """One transfer / datiSingoloPagamento of a receipt: the unit the PSP's reporting flow refers to."""
 
     __tablename__ = "receipt_payment"
-    __table_args__ = (UniqueConstraint("receipt_id", "index"), Index("ix_receipt_payment_iuv_iur", "iuv", "iur"))
+    __table_args__ = (UniqueConstraint("receipt_id", "index"), Index("ix_receipt_payment_iuv_iur", "iuv", "iur"),
+                      Index("ix_receipt_payment_outcome_date", "outcome_date"))  # the paid export's date range
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     receipt_id: Mapped[int] = mapped_column(ForeignKey("receipt.id", ondelete="CASCADE"))

@@ -335,7 +335,7 @@ def upgrade() -> None:
     with op.batch_alter_table('receipt', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_receipt_carrello_id'), ['carrello_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_receipt_dovuto_id'), ['dovuto_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_receipt_ente_id'), ['ente_id'], unique=False)
+        batch_op.create_index('ix_receipt_ente_created', ['ente_id', 'created_at'], unique=False)
         batch_op.create_index('ix_receipt_fc_iuv', ['fiscal_code', 'iuv'], unique=False)
 
     op.create_table('receipt_payment',
@@ -356,6 +356,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('receipt_payment', schema=None) as batch_op:
         batch_op.create_index('ix_receipt_payment_iuv_iur', ['iuv', 'iur'], unique=False)
+        batch_op.create_index('ix_receipt_payment_outcome_date', ['outcome_date'], unique=False)
 
     op.create_table('rendicontazione_row',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -389,12 +390,13 @@ def downgrade() -> None:
 
     op.drop_table('rendicontazione_row')
     with op.batch_alter_table('receipt_payment', schema=None) as batch_op:
+        batch_op.drop_index('ix_receipt_payment_outcome_date')
         batch_op.drop_index('ix_receipt_payment_iuv_iur')
 
     op.drop_table('receipt_payment')
     with op.batch_alter_table('receipt', schema=None) as batch_op:
         batch_op.drop_index('ix_receipt_fc_iuv')
-        batch_op.drop_index(batch_op.f('ix_receipt_ente_id'))
+        batch_op.drop_index('ix_receipt_ente_created')
         batch_op.drop_index(batch_op.f('ix_receipt_dovuto_id'))
         batch_op.drop_index(batch_op.f('ix_receipt_carrello_id'))
 
