@@ -13,9 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.direct import Direct
 
 
-READ_ONLY = "ente_gateway_read_only"
-
-
 def normalise_url(url: str) -> str:
     """postgresql:// and postgres:// URLs use psycopg 3, the only PostgreSQL driver installed."""
     for prefix in ("postgres://", "postgresql://"):
@@ -46,12 +43,9 @@ def make_engine(url: str, *, pool_size: int = 5, autocommit: bool = False) -> En
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
-            # Writers take the write lock at BEGIN so they queue instead of failing on upgrade; readers
-            # (Database.reading) use a deferred BEGIN: with WAL they never wait for a writer.
-            if connection.get_execution_options().get(READ_ONLY):
-                connection.exec_driver_sql("BEGIN")
-            else:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade. The
+            # node's reads do not come here: they run in autocommit (Database.autocommit).
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         # pysqlite's own transaction handling would issue a deferred BEGIN first.
         @event.listens_for(engine, "connect")
@@ -88,15 +82,6 @@ class Database:
         """A session whose work is committed on success and rolled back on any exception."""
         with self.sessions() as session, session.begin():
             yield session
-
-    @contextmanager
-    def reading(self) -> Iterator[Session]:
-        """A transaction that only reads: on SQLite it does not take the write lock (WAL readers run
-        alongside the writer); on PostgreSQL it is an ordinary transaction. Writing in it is a bug."""
-        with self.sessions() as session:
-            session.connection(execution_options={READ_ONLY: True})  # begins the transaction, deferred
-            yield session
-            session.commit()
 
     @contextmanager
     def autocommit(self) -> Iterator[Direct]:

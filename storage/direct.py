@@ -5,9 +5,9 @@ A ``Statement`` is a Core statement compiled once per dialect. Running it costs 
 exactly as SQLAlchemy would type them (its own bind and result processors per column), so SQLite and
 PostgreSQL answer alike. Only plain statements qualify: no IN-list expansion, no ORM entities.
 
-``Direct`` is a connection taken from the engine's pool: ``Database.autocommit()`` gives an autocommit
-one (a single statement is its own snapshot: no BEGIN, no COMMIT round trips) and ``Database.direct_transaction()``
-a transaction committed on success, rolled back on any error.
+``Direct`` wraps a DBAPI connection and its cursor: ``Database.autocommit()`` gives the thread's autocommit
+one (a single statement is its own snapshot: no BEGIN, no COMMIT round trips), and ``storage.db.direct_in``
+the connection of an ORM session's transaction, so direct statements commit or roll back with it.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class Statement:
 
 
 class Direct:
-    """One pooled DBAPI connection, borrowed for a few statements."""
+    """A DBAPI connection with one cursor, for running Statements."""
 
     def __init__(self, connection: Any, dialect: Dialect) -> None:
         self.connection = connection
