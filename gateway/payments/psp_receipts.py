@@ -9,6 +9,7 @@ transaction. The rules are those of receipts.py, which also serves the legacy RT
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -99,13 +100,15 @@ def _owner(db: Direct, ente: Ente, fiscal_code: str) -> Any:
     return _OwnerRow(*row) if row is not None else None
 
 
+@dataclass(frozen=True)
 class _OwnerRow:
     """The fields of an ente that decode_notice reads."""
 
-    def __init__(self, id: int, fiscal_code: str, aux_digit: str, segregation_code: str | None,
-                 application_code: str | None) -> None:
-        self.id, self.fiscal_code, self.aux_digit = id, fiscal_code, aux_digit
-        self.segregation_code, self.application_code = segregation_code, application_code
+    id: int
+    fiscal_code: str
+    aux_digit: str
+    segregation_code: str | None
+    application_code: str | None
 
 
 def _count_delivery(db: Direct, fiscal_code: str, receipt_id: str) -> StoredReceipt | None:
