@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import random
 import zipfile
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -169,11 +170,11 @@ def _csv(path: Path) -> bytes:
         return archive.read(member)
 
 
-@pytest.mark.postgres
-def test_postgres_formatted_export_equals_the_python_formatter(request: pytest.FixtureRequest,
-                                                               tmp_path: Path) -> None:
+@contextmanager
+def _seeded_database(request: pytest.FixtureRequest, tmp_path: Path, *, ente_name: str | None = None):  # noqa: ANN202
+    """A fresh PostgreSQL database with a demo ente whose paid positions _seed made: (database, ente, settings),
+    disposed of when the block ends."""
     from gateway.enti.registry import get_ente
-    from gateway.flussi import bookings, exporter
     from gateway.settings import Settings
     from storage.db import Database
     from storage.models import TipoDovuto
@@ -185,27 +186,46 @@ def test_postgres_formatted_export_equals_the_python_formatter(request: pytest.F
         settings = Settings(database_url=database.url, data_dir=tmp_path, secret_key="k" * 32)
         with database.transaction() as session:
             ente = get_ente(session, demo.cod_ipa)
-            ente.name = "=Comune \"di\" prova"
+            if ente_name is not None:
+                ente.name = ente_name
             tipo_id = session.query(TipoDovuto.id).filter(TipoDovuto.ente_id == ente.id).first()[0]
             ente_id = ente.id
         _seed(database, ente_id, tipo_id, demo.fiscal_code)
-        day = datetime(2030, 3, 10, tzinfo=timezone.utc)
-        for version in ("1.0", "1.1", "1.2", "1.3"):
-            for receipts in (False, True):
-                with database.transaction() as session:
-                    ente = get_ente(session, demo.cod_ipa)
-                    flow = bookings.new_export(session, ente, kind="pagati", date_from=day, date_to=day,
-                                               tipi_dovuto=None, version=version, with_receipts=receipts,
-                                               enqueue=False)
-                    session.expunge_all()
-                fast, slow = tmp_path / f"fast{version}{receipts}.zip", tmp_path / f"slow{version}{receipts}.zip"
-                counted = exporter._write_copy(database, settings, flow, ente, fast, "x", None, None)
-                assert counted == exporter._write_python(database, settings, flow, ente, slow, "x", None, None)
-                assert counted == 40 + 20
-                assert _csv(fast) == _csv(slow), (version, receipts)
-        assert b"'=HYPERLINK" in _csv(fast) and io.BytesIO(_csv(fast)).read().count(b"\n") > 60
+        yield database, demo, settings
     finally:
         database.dispose()
+
+
+def _export_both_ways(database, settings, demo, tmp_path: Path, version: str,  # noqa: ANN001
+                      receipts: bool) -> tuple[int, int, bytes, bytes]:
+    """The same pagati export through COPY and through the Python formatter: (counts, CSVs) of each."""
+    from gateway.enti.registry import get_ente
+    from gateway.flussi import bookings, exporter
+
+    day = datetime(2030, 3, 10, tzinfo=timezone.utc)
+    with database.transaction() as session:
+        ente = get_ente(session, demo.cod_ipa)
+        flow = bookings.new_export(session, ente, kind="pagati", date_from=day, date_to=day, tipi_dovuto=None,
+                                   version=version, with_receipts=receipts, enqueue=False)
+        session.expunge_all()
+    fast, slow = tmp_path / f"fast{version}{receipts}.zip", tmp_path / f"slow{version}{receipts}.zip"
+    counted_fast = exporter._write_copy(database, settings, flow, ente, fast, "x", None, None)
+    counted_slow = exporter._write_python(database, settings, flow, ente, slow, "x", None, None)
+    return counted_fast, counted_slow, _csv(fast), _csv(slow)
+
+
+@pytest.mark.postgres
+def test_postgres_formatted_export_equals_the_python_formatter(request: pytest.FixtureRequest,
+                                                               tmp_path: Path) -> None:
+    with _seeded_database(request, tmp_path, ente_name="=Comune \"di\" prova") as (database, demo, settings):
+        for version in ("1.0", "1.1", "1.2", "1.3"):
+            for receipts in (False, True):
+                counted, counted_slow, fast, slow = _export_both_ways(database, settings, demo, tmp_path, version,
+                                                                      receipts)
+                assert counted == counted_slow
+                assert counted == 40 + 20
+                assert fast == slow, (version, receipts)
+        assert b"'=HYPERLINK" in fast and io.BytesIO(fast).read().count(b"\n") > 60
 
 
 # --- import batches: COPY text, reserved ids and IUVs ---------------------------------------------------
@@ -370,37 +390,15 @@ def test_postgres_export_in_small_blocks_with_every_kind_of_payer(request: pytes
     """Payer as SQL NULL, JSON null, {} and with odd values; blocks of a few rows (the reading thread)."""
     from sqlalchemy import text
 
-    from gateway.enti.registry import get_ente
-    from gateway.flussi import bookings, exporter
-    from gateway.settings import Settings
-    from storage.db import Database
-    from storage.models import TipoDovuto
-    from tests.conftest import create_ente, new_database_url
+    from gateway.flussi import exporter
 
-    database = Database(new_database_url("postgres", request, tmp_path))
-    try:
-        demo = create_ente(database)
-        settings = Settings(database_url=database.url, data_dir=tmp_path, secret_key="k" * 32)
-        with database.transaction() as session:
-            ente = get_ente(session, demo.cod_ipa)
-            tipo_id = session.query(TipoDovuto.id).filter(TipoDovuto.ente_id == ente.id).first()[0]
-            ente_id = ente.id
-        _seed(database, ente_id, tipo_id, demo.fiscal_code)
+    with _seeded_database(request, tmp_path) as (database, demo, settings):
         with database.transaction() as session:
             session.execute(text("UPDATE receipt SET payer = CASE id % 4 WHEN 0 THEN NULL WHEN 1 THEN 'null'::json "
                                  "WHEN 2 THEN '{}'::json ELSE json_build_object('name', '\"q\"; x', 'city', "
                                  "'=1+2', 'email', E'a\\\\b\\nc', 'type', 'F', 'other', 'ignored') END"))
         monkeypatch.setattr(exporter, "CHUNK", 700)  # a handful of rows per block
-        day = datetime(2030, 3, 10, tzinfo=timezone.utc)
-        with database.transaction() as session:
-            ente = get_ente(session, demo.cod_ipa)
-            flow = bookings.new_export(session, ente, kind="pagati", date_from=day, date_to=day, tipi_dovuto=None,
-                                       version="1.3", with_receipts=True, enqueue=False)
-            session.expunge_all()
-        fast, slow = tmp_path / "fast.zip", tmp_path / "slow.zip"
-        counted = exporter._write_copy(database, settings, flow, ente, fast, "x", None, None)
-        assert counted == exporter._write_python(database, settings, flow, ente, slow, "x", None, None) == 60
-        assert _csv(fast) == _csv(slow)
-        assert b'"""q""; x"' in _csv(fast) and b"\"'=1+2\"" in _csv(fast)
-    finally:
-        database.dispose()
+        counted, counted_slow, fast, slow = _export_both_ways(database, settings, demo, tmp_path, "1.3", True)
+        assert counted == counted_slow == 60
+        assert fast == slow
+        assert b'"""q""; x"' in fast and b"\"'=1+2\"" in fast
