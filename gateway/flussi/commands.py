@@ -118,7 +118,7 @@ def _rome():  # noqa: ANN202
 def export_command(ctx: click.Context, cod_ipa: str, date_from: str, date_to: str, version: str, receipts: bool,
                    incremental: bool, tipo_dovuto: str | None, out: Path | None) -> None:
     from gateway.enti.registry import RegistryError, get_ente
-    from gateway.flussi import bookings, exporter, files
+    from gateway.flussi import bookings, exporter
 
     settings, database = _context(ctx)
     start, end = _parse_moment(date_from), _parse_moment(date_to)
