@@ -40,6 +40,10 @@ class Cluster:
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
 
+    def socket_url(self, dbname: str) -> str:
+        """The same database over the server's unix socket, as a gateway on the database's host connects."""
+        return f"postgresql+psycopg://postgres@/{dbname}?host={self.base / 'sock'}&port={self.port}"
+
     def admin(self, sql: str) -> None:
         import psycopg
 

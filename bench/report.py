@@ -252,7 +252,10 @@ more workers server, wrk and PostgreSQL share both cores, which is the realistic
 means wrk's own CPU is taken from the server. Connections: 4 per worker (sync workers serve one at a time and
 close the connection after each answer, so wrk reconnects per request — as a SIL without keep-alive does).
 Server CPU µs/req is the user+system time of gunicorn's master and workers over the run divided by the
-requests; DB CPU µs/req the same for the PostgreSQL server's processes.
+requests; DB CPU µs/req the same for the PostgreSQL server's processes. PostgreSQL runs on the same host
+(fsync and synchronous_commit off: the disk is not what is measured) and the gateway reaches it over its unix
+socket, as a gateway sharing the database's host should; over TCP loopback each statement costs more CPU on
+both sides.
 
 The baseline (`bench/echo_app.py`) is a bare WSGI app under the same gunicorn settings that parses the body
 with lxml and answers, for each operation, the very bytes the gateway answered to a sample request (same

@@ -108,7 +108,7 @@ class Run:
             return f"sqlite:///{self.workdir / 'bench.sqlite3'}"
         assert self.cluster is not None
         self.cluster.admin("CREATE DATABASE bench")
-        return self.cluster.url("bench")
+        return self.cluster.socket_url("bench")
 
     def backend(self, backend: str) -> None:
         from gateway.settings import load_settings

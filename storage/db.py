@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.direct import Direct
@@ -30,7 +33,11 @@ def make_engine(url: str, *, pool_size: int = 5, autocommit: bool = False) -> En
     url = normalise_url(url)
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if is_sqlite(url):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **options)
+        connect_args: dict[str, Any] = {"timeout": 30, "check_same_thread": False}
+        path = make_url(url).database
+        if not autocommit and path and path != ":memory:":
+            connect_args["factory"] = _writer_queue_connection(path + "-writers.lock")
+        engine = create_engine(url, connect_args=connect_args, **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -45,6 +52,9 @@ def make_engine(url: str, *, pool_size: int = 5, autocommit: bool = False) -> En
         def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
             # Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade. The
             # node's reads do not come here: they run in autocommit (Database.autocommit).
+            queue = getattr(connection.connection.dbapi_connection, "enter_writer_queue", None)
+            if queue is not None:
+                queue()
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         # pysqlite's own transaction handling would issue a deferred BEGIN first.
@@ -58,6 +68,51 @@ def make_engine(url: str, *, pool_size: int = 5, autocommit: bool = False) -> En
     # request answers a contract fault and the next ones reconnect. pool_recycle bounds connection age.
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
                          pool_recycle=1800, **options)
+
+
+def _writer_queue_connection(lock_path: str) -> type[sqlite3.Connection]:
+    """A sqlite3 connection class whose transactions first queue on an flock of ``lock_path``.
+
+    SQLite lets one writer in at a time; the others retry in its busy handler, which sleeps 1 to 100 ms
+    between tries, so under load a waiting writer often sleeps long after the lock is free (p99 of
+    hundreds of ms with a few workers). The kernel wakes an flock waiter as soon as the lock is released,
+    so writers of every process on this file queue there instead, and SQLite's own lock is then free
+    when BEGIN IMMEDIATE asks for it. A process that dies releases its flock with its descriptors.
+    """
+
+    class WriterQueueConnection(sqlite3.Connection):
+        _queue_fd: int | None = None
+
+        def enter_writer_queue(self) -> None:
+            if self._queue_fd is None:
+                self._queue_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+
+        def _leave_writer_queue(self) -> None:
+            if self._queue_fd is not None:
+                fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self._leave_writer_queue()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self._leave_writer_queue()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                if self._queue_fd is not None:
+                    os.close(self._queue_fd)  # also releases a lock still held
+                    self._queue_fd = None
+
+    return WriterQueueConnection
 
 
 class Database:
