@@ -112,7 +112,9 @@ def _rome():  # noqa: ANN202
 @click.option("--version", default="1.0", show_default=True, type=click.Choice(["1.0", "1.1", "1.2", "1.3"]))
 @click.option("--receipts", is_flag=True, help="Add the receipt columns (rt in base64...).")
 @click.option("--incremental", is_flag=True, help="Select by when receipts were recorded, [from, to).")
-@click.option("--tipo-dovuto", default=None)
+@click.option("--tipo-dovuto", default=None,
+              help="Only this tipo dovuto; EXPORT_ENTE_SECONDARIO (with --version 1.3): what other enti's "
+                   "multi-beneficiary payments credited to this one.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Copy the zip here.")
 @click.pass_context
 def export_command(ctx: click.Context, cod_ipa: str, date_from: str, date_to: str, version: str, receipts: bool,

@@ -95,7 +95,7 @@ def _payer() -> Any:
 def paid_select(flow: ExportFlow, ente: Ente, query: Select, station: str, ente_name: str) -> Select:
     """``query`` (exporter.paid_query: its filters, joins and ORDER BY) selecting one finished CSV line per row.
 
-    ``ente_name`` comes already neutralised (exporter._text), as it does for the Python formatter.
+    ``ente_name`` comes already neutralised (csv_fields.text), as it does for the Python formatter.
     """
     (iuf, iud, iuv, receipt_id, paid_at, ccp, psp_id, psp_name, _payer_json, esito, total, fee, tipo_firma, index,
      iur, amount, outcome_date, causale, dsr, p_type, p_code, p_name, p_address, p_civic, p_cap, p_city, p_prov,

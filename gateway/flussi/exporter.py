@@ -12,17 +12,20 @@ import os
 import re
 import time
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select, update
 
 from gateway import logs
-from gateway.flussi import bookings, copy_binary, export_sql, files
-from gateway.flussi.tracciati import SCADUTI_COLUMNS, export_columns, neutralise
+from gateway.flussi import bookings, copy_binary, export_sql, files, secondary
+from gateway.flussi.csv_fields import EMPTY8 as _EMPTY8
+from gateway.flussi.csv_fields import ROME, RowContext, csv_line
+from gateway.flussi.csv_fields import amount as _amount
+from gateway.flussi.csv_fields import safe as _safe
+from gateway.flussi.csv_fields import text as _text
+from gateway.flussi.tracciati import SCADUTI_COLUMNS, export_columns
 from gateway.payments import states
 from gateway.settings import Settings
 from storage.db import Database
@@ -30,7 +33,6 @@ from storage.models import Dovuto, Ente, ExportFlow, ImportFlow, Receipt, Receip
 from storage.types import utcnow
 
 log = logs.get_logger(__name__)
-ROME = ZoneInfo("Europe/Rome")
 MARCA_BOLLO = "MARCA_BOLLO_DIGITALE"
 YIELD = 5000
 
@@ -82,33 +84,8 @@ def scaduti_query(flow: ExportFlow, ente: Ente) -> Select:
             .order_by(d.id))
 
 
-_FORMULA = frozenset("=+-@\t\r")
 _PAYER_KEYS = ("type", "code", "name", "address", "civic", "postal_code", "city", "province", "country", "email")
 _NO_PAYER: dict[str, Any] = {}
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else neutralise(str(value))
-
-
-def _amount(value: Any) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
-def _safe(values: list[Any]) -> list[str]:
-    """Text columns: None -> "", and a leading = + - @ TAB CR neutralised (inline: this runs per field)."""
-    return ["" if v is None else ("'" + v if v[:1] in _FORMULA else v) for v in values]
-
-
-@dataclass(frozen=True)
-class RowContext:
-    """What every row repeats, read once: ORM attribute access costs more than building the row."""
-
-    fiscal_code: str
-    ente_name: str
-    station: str
-    with_receipts: bool
-    version: str
 
 
 def paid_row(values: tuple, ctx: RowContext) -> list[str]:
@@ -138,18 +115,6 @@ def paid_row(values: tuple, ctx: RowContext) -> list[str]:
     if ctx.version == "1.3":
         row += ["", "", ""]
     return row
-
-
-_EMPTY8 = [""] * 8
-
-
-def csv_line(fields: list[str]) -> str:
-    """MyPay's writer: `;`, every field quoted, embedded quotes doubled, \n. Two C-level replaces per row."""
-    joined = "\x00".join(fields)
-    if joined.count("\x00") != len(fields) - 1:  # a NUL inside a value: the plain way
-        return ";".join('"' + field.replace('"', '""') + '"' for field in fields) + "\n"
-    joined = joined.replace('"', '""')
-    return '"' + joined.replace("\x00", '";"') + '"\n'
 
 
 def scaduti_row(values: tuple) -> list[str]:
@@ -211,7 +176,7 @@ def _remove_leftovers(settings: Settings, cod_ipa: str, export_id: int) -> None:
 
 def _write(database: Database, settings: Settings, flow: ExportFlow, ente: Ente, target: Path, name: str,
            progress: Progress | None, heartbeat: Callable[[], None] | None) -> int:
-    if flow.kind != "scaduti" and not database.is_sqlite:
+    if flow.kind != "scaduti" and not secondary.wanted(flow) and not database.is_sqlite:
         return _write_copy(database, settings, flow, ente, target, name, progress, heartbeat)
     return _write_python(database, settings, flow, ente, target, name, progress, heartbeat)
 
@@ -275,12 +240,17 @@ def _blocks(copy: Iterable) -> Iterator[tuple[bytes, int]]:
 def _write_python(database: Database, settings: Settings, flow: ExportFlow, ente: Ente, target: Path, name: str,
                   progress: Progress | None, heartbeat: Callable[[], None] | None) -> int:
     scaduti = flow.kind == "scaduti"
-    query = scaduti_query(flow, ente) if scaduti else paid_query(flow, ente)
     header = SCADUTI_COLUMNS if scaduti else export_columns(flow.version, flow.with_receipts)
+    row_context = RowContext(ente.fiscal_code, _text(ente.name), settings.station_id, flow.with_receipts, flow.version)
+    if scaduti:
+        query, lines = scaduti_query(flow, ente), lambda values: csv_line(scaduti_row(values))
+    elif secondary.wanted(flow):
+        query, lines = secondary.query(flow, ente), lambda values: csv_line(secondary.row(values, row_context))
+    else:
+        query, lines = paid_query(flow, ente), lambda values: csv_line(paid_row(values, row_context))
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
     count = 0
-    row_context = RowContext(ente.fiscal_code, _text(ente.name), settings.station_id, flow.with_receipts, flow.version)
     with database.sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) if progress else None
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive, \
@@ -289,10 +259,7 @@ def _write_python(database: Database, settings: Settings, flow: ExportFlow, ente
             text.write(csv_line(list(header)))
             result = session.execute(query.execution_options(yield_per=YIELD, stream_results=True))
             for partition in result.partitions():
-                if scaduti:
-                    text.write("".join(csv_line(scaduti_row(values)) for values in partition))
-                else:
-                    text.write("".join(csv_line(paid_row(values, row_context)) for values in partition))
+                text.write("".join(lines(values) for values in partition))
                 count += len(partition)
                 if progress:
                     progress(count, total)

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from gateway import faults, urls
 from gateway.enti.registry import authenticate
 from gateway.flussi import bookings, files, outputs
+from gateway.flussi.secondary import EXPORT_ENTE_SECONDARIO
 from gateway.flussi.tracciati import EXPORT_VERSIONS
 from gateway.runtime import Runtime
 from storage.models import Ente, ExportFlow, TipoDovuto
 from storage.types import utcnow
 
 ROME = ZoneInfo("Europe/Rome")
-EXPORT_ENTE_SECONDARIO = "EXPORT_ENTE_SECONDARIO"
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,81 @@ def test_cli_export(gateway, gateway_db, ente, tmp_path: Path) -> None:
         assert member.startswith(f"{ente.cod_ipa}-") and member.endswith("-1_1.csv")
         lines = archive.read(member).decode().split("\n")
     assert len(lines) == 3 and '"C-1"' in lines[1]
+
+
+SECONDARY_RECEIPT = """<receipt><receiptId>{receipt_id}</receiptId><noticeNumber>3{iuv}</noticeNumber>\
+<fiscalCode>{primary}</fiscalCode><outcome>OK</outcome><creditorReferenceId>{iuv}</creditorReferenceId>\
+<paymentAmount>100.00</paymentAmount><description>Trasporto scolastico</description>\
+<companyName>{company}</companyName><debtor><uniqueIdentifier><entityUniqueIdentifierType>F\
+</entityUniqueIdentifierType><entityUniqueIdentifierValue>RSSMRA80A01H501U</entityUniqueIdentifierValue>\
+</uniqueIdentifier><fullName>=Mario Rossi</fullName><city>Venezia</city><e-mail>mario@example.org</e-mail></debtor>\
+<transferList/><idPSP>ABI03069</idPSP><PSPCompanyName>Banca Esempio</PSPCompanyName>\
+<payer><uniqueIdentifier><entityUniqueIdentifierType>G</entityUniqueIdentifierType>\
+<entityUniqueIdentifierValue>01234567890</entityUniqueIdentifierValue></uniqueIdentifier>\
+<fullName>Ditta Versante</fullName></payer></receipt>"""
+
+
+def test_secondary_beneficiary_rows_in_the_1_3_export(gateway, gateway_db, ente) -> None:
+    """A multi-beneficiary payment of ente A crediting ente B: B's 1.3 export with tipo EXPORT_ENTE_SECONDARIO
+    has the row, built from the receipt; A's own export keeps only its own transfer."""
+    beneficiary = create_ente(gateway_db)
+    iuv = "01000000000000909"
+    add_dovuto(gateway_db, ente, "MB-1", iuv, "100.00")
+    raw = SECONDARY_RECEIPT.format(receipt_id=f"R{iuv}", iuv=iuv, primary=ente.fiscal_code, company=ente.name)
+    with gateway_db.transaction() as session:
+        row = session.scalar(select(Ente).where(Ente.cod_ipa == ente.cod_ipa))
+        psp_receipts.store_receipt(session, row, IncomingReceipt(
+            version="paSendRTV2", receipt_id=f"R{iuv}", notice_number="3" + iuv, fiscal_code=ente.fiscal_code,
+            outcome="OK", iuv=iuv, amount=Decimal("100.00"), description="Trasporto scolastico",
+            company_name=ente.name, debtor=Subject("F", "RSSMRA80A01H501U", "=Mario Rossi"),
+            transfers=[Transfer(1, Decimal("70.00"), ente.fiscal_code, "Quota comune", "0101100IM",
+                                iban="IT60X0542811101000000123456"),
+                       Transfer(2, Decimal("30.00"), beneficiary.fiscal_code, None, "9/0201102IM/",
+                                iban="IT60X0542811101000000654321")],
+            psp_id="ABI03069", psp_name="Banca Esempio", channel_id="ABI03069_01", raw=raw.encode(),
+            payment_datetime=PAID_ON, fee=Decimal("1.50")))
+    soap = service(gateway)
+
+    def export(who, version: str, tipo: str | None):  # noqa: ANN001, ANN202
+        booking = soap.paaSILPrenotaExportFlussoIncrementaleConRicevuta(
+            password=who.password, dateFrom=datetime(2030, 3, 1, tzinfo=timezone.utc),
+            dateTo=datetime(2030, 3, 11, tzinfo=timezone.utc), identificativoTipoDovuto=tipo, ricevuta=True,
+            incrementale=False, versioneTracciato=version, _soapheaders=header(who))
+        return booked_status(gateway, gateway_db, who, booking)
+
+    status = export(beneficiary, "1.3", "EXPORT_ENTE_SECONDARIO")
+    assert status.stato == "EXPORT_ESEGUITO", status
+    columns, rows, _ = export_rows(status.downloadUrl)
+    assert len(columns) == 64 + 6 + 4
+    (values,) = rows
+    assert len(values) == len(columns)
+    record = dict(zip(columns, values))
+    assert (record["iuf"], record["codIud"], record["codIuv"], record["tipoDovuto"]) == \
+        ("", "", iuv, "EXPORT_ENTE_SECONDARIO")
+    assert (record["identificativoDominio"], record["enteBenefCodiceIdentificativoUnivoco"],
+            record["denominazioneBeneficiario"]) == (beneficiary.fiscal_code, beneficiary.fiscal_code, beneficiary.name)
+    assert (record["singoloImportoPagato"], record["importoTotalePagato"], record["codiceEsitoPagamento"],
+            record["esitoSingoloPagamento"]) == ("30.00", "30.00", "0", "0")
+    assert (record["identificativoMessaggioRicevuta"], record["identificativoUnivocoRiscoss"],
+            record["codiceContestoPagamento"]) == (f"R{iuv}",) * 3
+    assert (record["dataOraMessaggioRicevuta"], record["dataEsitoSingoloPagamento"]) == \
+        ("2030-03-10T12:30:00", "2030-03-10")  # Europe/Rome
+    assert (record["codiceIdentificativoUnivoco"], record["denominazioneAttestante"]) == ("ABI03069", "Banca Esempio")
+    assert (record["soggPagCodiceIdentificativoUnivoco"], record["anagraficaPagatore"], record["localitaPagatore"],
+            record["emailPagatore"]) == ("RSSMRA80A01H501U", "'=Mario Rossi", "Venezia", "mario@example.org")
+    assert (record["soggVersTipoIdentificativoUnivoco"], record["anagraficaVersante"]) == ("G", "Ditta Versante")
+    assert (record["causaleVersamento"], record["datiSpecificiRiscossione"]) == \
+        ("Trasporto scolastico", "9/0201102IM/")
+    assert (record["indiceDatiSingoloPagamento"], record["numRtDatiPagDatiSingPagCommissioniApplicatePsp"]) == \
+        ("2", "1.50")
+    assert base64.b64decode(record["rt"]) == raw.encode()
+    assert (record["cod_fiscale_pa1"], record["de_nome_pa1"], record["cod_tassonomico_dovuto_pa1"]) == \
+        (ente.fiscal_code, ente.name, "0101100IM")
+
+    # Other tracciati have no such rows (as MyPay), and the primary ente exports only its own quota.
+    assert export(beneficiary, "1.2", "EXPORT_ENTE_SECONDARIO").stato == "EXPORT_ESEGUITO_NESSUN_DOVUTO_TROVATO"
+    assert export(beneficiary, "1.3", None).stato == "EXPORT_ESEGUITO_NESSUN_DOVUTO_TROVATO"
+    own = export(ente, "1.3", None)
+    _, own_rows, _ = export_rows(own.downloadUrl)
+    assert [(r[2], r[57]) for r in own_rows] == [("MB-1", "70.00")]
+    assert export(ente, "1.3", "EXPORT_ENTE_SECONDARIO").stato == "EXPORT_ESEGUITO_NESSUN_DOVUTO_TROVATO"
