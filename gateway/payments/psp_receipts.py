@@ -149,10 +149,6 @@ def store_receipt(session: Session, ente: Ente, receipt: IncomingReceipt) -> Sto
         # The position is locked before the duplicate check: two receipts for one notice settle one by one.
         chosen = notices.pick(notices.positions_for_iuv(db, owner.id, iuv, for_update=True))
         dovuto = chosen[0] if chosen else None
-    known = _count_delivery(db, receipt.fiscal_code, receipt.receipt_id)
-    if known is not None:
-        log.info("receipt delivered again", receipt_id=receipt.receipt_id)
-        return known
 
     ok = receipt.outcome == "OK"
     flags: list[str] = []
@@ -175,10 +171,12 @@ def store_receipt(session: Session, ente: Ente, receipt: IncomingReceipt) -> Sto
         psp_name=(receipt.psp_name or "")[:140] or None, payer=_payer_json(receipt.payer or receipt.debtor),
         raw=receipt.raw or b"", flags=list(flags), now=now)
     if stored is None:
-        # A concurrent delivery stored it between our check and our insert: it is a duplicate.
+        # Stored before (the node repeats a receipt until it has our OK): only the delivery is counted. The
+        # insert tells, not a lookup first: most receipts are new, and this saves them a round trip.
         known = _count_delivery(db, receipt.fiscal_code, receipt.receipt_id)
         if known is None:  # pragma: no cover - the constraint that failed names this very row
             raise faults.system_error("ricevuta non memorizzata", ente.fiscal_code)
+        log.info("receipt delivered again", receipt_id=receipt.receipt_id)
         return known
     outcome_date = paid_at.date() if receipt.payment_datetime else date.today()
     with db.pipeline():  # nothing below is read back: one round trip for all of it
