@@ -7,7 +7,6 @@ worker killed at any point resumes after the last committed row without losing o
 from __future__ import annotations
 
 import gc
-import io
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway import logs
-from gateway.flussi import archive, bookings, files, outputs
+from gateway.flussi import archive, bookings, csvlines, files, outputs
 from gateway.flussi.batch import BatchContext, Prepared, prepare, process_batch
 from gateway.flussi.readahead import gc_paused, read_ahead
 from gateway.flussi.rows import Tipo
@@ -72,15 +71,19 @@ def parse_name(file_name: str, cod_ipa: str) -> FlowName:
     return FlowName(name, parts[1], parts[2].lower())
 
 
-def _lines(path: Path, member: str) -> Iterator[str]:
-    """The CSV's lines, decoded strictly as UTF-8 (BOM dropped), line ends \\n, \\r\\n or \\r."""
+def _blocks(path: Path, member: str) -> Iterator[list[str]]:
+    """The CSV's lines in blocks, decoded strictly as UTF-8 (BOM dropped), line ends \\n, \\r\\n or \\r."""
     with archive.open_member(path, member) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
         try:
-            for line in text:
-                yield line.rstrip("\r\n")
+            yield from csvlines.line_blocks(stream)
         except UnicodeDecodeError as exc:
             raise FlowError(CODIFICA_ERR) from exc
+
+
+def _lines(path: Path, member: str) -> Iterator[str]:
+    """The CSV's lines one by one (see _blocks)."""
+    for block in _blocks(path, member):
+        yield from block
 
 
 def scan(path: Path, member: str, width: int) -> tuple[str, int]:
@@ -88,12 +91,12 @@ def scan(path: Path, member: str, width: int) -> tuple[str, int]:
     header: str | None = None
     count = 0
     try:
-        for line in _lines(path, member):
+        for block in _blocks(path, member):
             if header is None:
-                header = line
-                continue
-            if line.strip():
-                count += 1
+                header = block[0]
+                block = block[1:]
+            # Non-blank lines, counted in C.
+            count += len(block) - list(map(str.strip, block)).count("")
     except archive.ArchiveError as exc:
         raise FlowError(exc.code) from exc
     if header is None or len(split_line(header)) != width:
@@ -110,17 +113,33 @@ def read_header(path: Path, member: str) -> str:
         lines.close()
 
 
-def data_rows(path: Path, member: str, skip: int) -> Iterator[tuple[int, str]]:
-    """(row number, raw line) after the header, blank lines skipped and not counted, rows <= skip dropped."""
+def row_batches(path: Path, member: str, skip: int, size: int) -> Iterator[list[tuple[int, str]]]:
+    """(row number, raw line) after the header in lists of ``size`` (the last one shorter): blank lines skipped
+    and not counted, rows <= ``skip`` dropped. Numbered in C (a block with a blank line is filtered first)."""
     number = 0
-    lines = _lines(path, member)
-    next(lines, None)
-    for line in lines:
-        if not line.strip():
-            continue
-        number += 1
-        if number > skip:
-            yield number, line
+    batch: list[tuple[int, str]] = []
+    header = True
+    for block in _blocks(path, member):
+        if header:
+            header = False
+            block = block[1:]
+        if "" in map(str.strip, block):
+            block = [line for line in block if line.strip()]
+        rows = list(zip(range(number + 1, number + 1 + len(block)), block))
+        number += len(block)
+        if skip:
+            dropped = min(skip - (number - len(block)), len(rows))
+            if dropped > 0:
+                rows = rows[dropped:]
+        while rows:
+            room = size - len(batch)
+            batch += rows[:room]
+            rows = rows[room:]
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def _abort(database: Database, flow_id: int, code: str) -> None:
@@ -209,7 +228,7 @@ def run_import(database: Database, settings: Settings, flow_id: int, *, progress
             stale.unlink()
     beat = time.monotonic()
     # The next batch is split and checked in a thread while this one is written (see readahead).
-    prepared = read_ahead(prepare(context, batch) for batch in _batches(data_rows(upload, member, done), batch_size))
+    prepared = read_ahead(prepare(context, batch) for batch in row_batches(upload, member, done, batch_size))
     try:
         with gc_paused():
             for number, items in enumerate(prepared, 1):
@@ -228,17 +247,6 @@ def run_import(database: Database, settings: Settings, flow_id: int, *, progress
         prepared.close()
     _finish(database, settings, flow_id, output, parts, upload, member)
     return _summary(database, flow_id)
-
-
-def _batches(rows: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
-    batch: list[tuple[int, str]] = []
-    for item in rows:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _commit(database: Database, context: BatchContext, items: list[Prepared], done: int, parts: Path) -> int:

@@ -262,6 +262,7 @@ def test_concurrent_generated_iuvs_are_distinct(gateway, gateway_db, ente):
     with gateway_db.transaction() as session:
         stored = session.scalars(select(Dovuto.iuv).join(Ente, Ente.id == Dovuto.ente_id)
                                  .where(Ente.cod_ipa == ente.cod_ipa)).all()
-        transitions = session.scalars(select(DovutoTransition.id).join(Dovuto).join(Ente, Ente.id == Dovuto.ente_id)
-                                      .where(Ente.cod_ipa == ente.cod_ipa)).all()
+        transitions = session.scalars(select(DovutoTransition.id)
+                                      .join(Dovuto, Dovuto.id == DovutoTransition.dovuto_id)
+                                      .join(Ente, Ente.id == Dovuto.ente_id).where(Ente.cod_ipa == ente.cod_ipa)).all()
     assert sorted(stored) == sorted(iuvs) and len(transitions) == 50
