@@ -64,14 +64,14 @@ def row(values: tuple, ctx: RowContext) -> list[str]:
     day = f"{local:%Y-%m-%d}" if local else ""
     identifiers = safe([iuv, receipt_id])
     description = causale or receipt.get("description")
-    row = (["", "", "", identifiers[0], "", ctx.fiscal_code, ctx.station, identifiers[1], moment, identifiers[1], day,
+    fields = (["", "", "", identifiers[0], "", ctx.fiscal_code, ctx.station, identifiers[1], moment, identifiers[1], day,
             "G"] + safe([psp_id, psp_name]) + EMPTY8 + ["G", ctx.fiscal_code, ctx.ente_name, "", ""] + [""] * 6
            + _subject(receipt, "payer") + _subject(receipt, "debtor")
            + ["0", amount(transfer_amount), identifiers[0], identifiers[1], amount(transfer_amount), "0", day,
               identifiers[1]] + safe([(description or "")[:1024], _riscossione(category), EXPORT_ENTE_SECONDARIO]))
     if ctx.with_receipts:
-        row += ["", base64.b64encode(raw).decode("ascii") if raw else "", "2", amount(fee), "", ""]
-    return row + ["", text(primary_fiscal_code), text(receipt.get("companyName")), text(primary_category)]
+        fields += ["", base64.b64encode(raw).decode("ascii") if raw else "", "2", amount(fee), "", ""]
+    return fields + ["", text(primary_fiscal_code), text(receipt.get("companyName")), text(primary_category)]
 
 
 def _riscossione(category: str | None) -> str | None:
