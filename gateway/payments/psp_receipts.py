@@ -2,8 +2,8 @@
 
 The node delivers one per payment and retries until it gets OK, so this is the hot write of the gateway.
 It runs as a handful of direct statements (storage.direct) inside the call's transaction, in this order:
-lock the position, count a repeated delivery, insert the receipt with its final flags, settle the position
-and its payment attempt. The rarer cart settlement reuses the ORM helpers of receipts.py in the same
+lock the position, insert the receipt with its final flags (a repeated one only counts a delivery), settle
+the position and its payment attempt. The rarer cart settlement reuses the ORM helpers of receipts.py in the same
 transaction. The rules are those of receipts.py, which also serves the legacy RTs.
 """
 
@@ -43,7 +43,7 @@ _RECEIPT_VALUES: dict[str, Any] = {name: bindparam(name) for name in (
     "outcome", "esito_code", "amount", "fee", "paid_at", "psp_id", "psp_name", "payer", "raw", "flags")}
 _RECEIPT_VALUES.update(deliveries=1, last_delivery_at=bindparam("now"), created_at=bindparam("now"),
                        updated_at=bindparam("now"))
-# A concurrent delivery of the same receipt may win the unique constraint between our check and our insert.
+# A receipt already stored (a repeated or concurrent delivery) hits the unique constraint: no row comes back.
 _INSERT_RECEIPT = Statement({
     name: dialect.insert(Receipt).values(**_RECEIPT_VALUES)
     .on_conflict_do_nothing(index_elements=["fiscal_code", "receipt_id"]).returning(Receipt.id)
@@ -146,7 +146,7 @@ def store_receipt(session: Session, ente: Ente, receipt: IncomingReceipt) -> Sto
     dovuto = None
     if owner is not None:
         iuv = notices.decode_notice(owner, receipt.notice_number or "") or receipt.iuv
-        # The position is locked before the duplicate check: two receipts for one notice settle one by one.
+        # The position is locked before the insert: two receipts for one notice settle one by one.
         chosen = notices.pick(notices.positions_for_iuv(db, owner.id, iuv, for_update=True))
         dovuto = chosen[0] if chosen else None
 
@@ -188,7 +188,7 @@ def store_receipt(session: Session, ente: Ente, receipt: IncomingReceipt) -> Sto
                    dati_specifici_riscossione=(transfer.category or "")[:140] or None, outcome_date=outcome_date)
         if dovuto is not None:
             _settle(db, dovuto, receipt, target, now)
-    if dovuto is not None and dovuto.carrello_id is not None and receipt.outcome == "OK":
+    if dovuto is not None and dovuto.carrello_id is not None and ok:
         settle_carrello(session, dovuto.carrello_id, only_when_paid=True)
     if flags:
         log.warning("receipt stored with flags", receipt_id=receipt.receipt_id, flags=flags)
