@@ -13,7 +13,7 @@ day, inclusive, like the paid rows (MyPay compares timestamps here, which drops 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Iterator
 
 from lxml import etree
 from sqlalchemy import Select, and_, false, select
@@ -64,11 +64,12 @@ def row(values: tuple, ctx: RowContext) -> list[str]:
     day = f"{local:%Y-%m-%d}" if local else ""
     identifiers = safe([iuv, receipt_id])
     description = causale or receipt.get("description")
-    fields = (["", "", "", identifiers[0], "", ctx.fiscal_code, ctx.station, identifiers[1], moment, identifiers[1], day,
-            "G"] + safe([psp_id, psp_name]) + EMPTY8 + ["G", ctx.fiscal_code, ctx.ente_name, "", ""] + [""] * 6
-           + _subject(receipt, "payer") + _subject(receipt, "debtor")
-           + ["0", amount(transfer_amount), identifiers[0], identifiers[1], amount(transfer_amount), "0", day,
-              identifiers[1]] + safe([(description or "")[:1024], _riscossione(category), EXPORT_ENTE_SECONDARIO]))
+    fields = (["", "", "", identifiers[0], "", ctx.fiscal_code, ctx.station, identifiers[1], moment, identifiers[1],
+               day, "G"] + safe([psp_id, psp_name]) + EMPTY8 + ["G", ctx.fiscal_code, ctx.ente_name, "", ""]
+              + [""] * 6 + _subject(receipt, "payer") + _subject(receipt, "debtor")
+              + ["0", amount(transfer_amount), identifiers[0], identifiers[1], amount(transfer_amount), "0", day,
+                 identifiers[1]]
+              + safe([(description or "")[:1024], _riscossione(category), EXPORT_ENTE_SECONDARIO]))
     if ctx.with_receipts:
         fields += ["", base64.b64encode(raw).decode("ascii") if raw else "", "2", amount(fee), "", ""]
     return fields + ["", text(primary_fiscal_code), text(receipt.get("companyName")), text(primary_category)]
@@ -93,10 +94,9 @@ def _receipt_fields(raw: bytes | None) -> dict[str, Any]:
     except UnsafeXml:
         return {}
     fields: dict[str, Any] = {}
-    for child in root:
-        name = local_name(child) if isinstance(child.tag, str) else ""
+    for name, child in _children(root):
         if name in ("description", "companyName"):
-            fields[name] = (child.text or "").strip() or None
+            fields[name] = _value(child)
         elif name in ("payer", "debtor"):
             fields[name] = _subject_fields(child)
     return fields
@@ -104,15 +104,21 @@ def _receipt_fields(raw: bytes | None) -> dict[str, Any]:
 
 def _subject_fields(element: etree._Element) -> dict[str, str | None]:
     subject: dict[str, str | None] = {}
-    for child in element:
-        name = local_name(child) if isinstance(child.tag, str) else ""
+    for name, child in _children(element):
         if name == "uniqueIdentifier":
-            for part in child:
-                part_name = local_name(part) if isinstance(part.tag, str) else ""
-                if part_name == "entityUniqueIdentifierType":
-                    subject["type"] = (part.text or "").strip() or None
-                elif part_name == "entityUniqueIdentifierValue":
-                    subject["code"] = (part.text or "").strip() or None
+            parts = dict(_children(child))
+            for key, part_name in (("type", "entityUniqueIdentifierType"), ("code", "entityUniqueIdentifierValue")):
+                if part_name in parts:
+                    subject[key] = _value(parts[part_name])
         elif name in _SUBJECT_FIELDS:
-            subject[name] = (child.text or "").strip() or None
+            subject[name] = _value(child)
     return subject
+
+
+def _children(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+    """The child elements by local name (comments and processing instructions skipped)."""
+    return ((local_name(child), child) for child in element if isinstance(child.tag, str))
+
+
+def _value(element: etree._Element) -> str | None:
+    return (element.text or "").strip() or None
